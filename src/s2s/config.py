@@ -1,0 +1,216 @@
+"""Typed params: `params.yaml` loaded into frozen dataclasses and validated.
+
+Every knob of the pipeline is a field here. Loading checks that every key is
+known (with a "did you mean" for typos), that every value has the right type,
+and that it lies in its range or among its choices. Errors name the key path:
+``model.hiden: unknown parameter; did you mean model.hidden?``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from s2s.errors import S2SError
+
+
+class ConfigError(S2SError):
+    """An invalid params file: unknown key, wrong type, or value out of range."""
+
+
+def _knob(default: Any, *, choices: tuple = (), low: float | None = None,
+          high: float | None = None, doc: str = "") -> Any:
+    """A dataclass field with validation metadata (choices, inclusive range)."""
+    meta = {"choices": choices, "low": low, "high": high, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class CorpusFiles:
+    """A user's own parallel split: a source and a target file (path or URL, plain or .gz)."""
+
+    src: str = _knob("", doc="path or URL of the source-side file")
+    tgt: str = _knob("", doc="path or URL of the target-side file")
+    src_sha256: Optional[str] = _knob(None, doc="expected sha256 of the source file, or null")
+    tgt_sha256: Optional[str] = _knob(None, doc="expected sha256 of the target file, or null")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    corpus: str = _knob("multi30k", doc="registered corpus name, or 'custom' for data.files")
+    src: str = _knob("de", doc="source language code")
+    tgt: str = _knob("en", doc="target language code")
+    test_sets: list[str] = _knob(["test_2016_flickr"], doc="test splits to evaluate")
+    max_train_pairs: int = _knob(0, low=0, doc="keep only the first N training pairs (0 = all)")
+    files: dict[str, CorpusFiles] = _knob({}, doc="custom corpus: split name -> files")
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    normalization: str = _knob("NFC", choices=("NFC", "NFKC"), doc="Unicode normal form")
+    max_len: int = _knob(80, low=1, doc="drop training pairs with a side longer than this (words)")
+    max_ratio: float = _knob(3.0, low=1.0, doc="drop training pairs whose length ratio exceeds this")
+    dedupe: bool = _knob(True, doc="drop repeated training pairs")
+
+
+@dataclass(frozen=True)
+class SpmConfig:
+    vocab_size: int = _knob(8000, low=100, high=1_000_000, doc="SentencePiece vocabulary size")
+    model_type: str = _knob("unigram", choices=("unigram", "bpe"), doc="SentencePiece algorithm")
+    joint: bool = _knob(True, doc="one vocabulary for both languages")
+    character_coverage: float = _knob(1.0, low=0.9, high=1.0, doc="share of characters covered")
+    seed: int = _knob(42, low=0, doc="SentencePiece random seed")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = _knob("gru", choices=("gru", "lstm"), doc="recurrent cell")
+    attention: str = _knob("bahdanau", choices=("bahdanau",), doc="attention mechanism")
+    emb: int = _knob(256, low=8, high=8192, doc="embedding size")
+    hidden: int = _knob(512, low=8, high=8192,
+                        doc="decoder state size; a bidirectional encoder has hidden/2 per direction")
+    enc_layers: int = _knob(1, low=1, high=16, doc="encoder RNN layers")
+    dec_layers: int = _knob(1, low=1, high=16, doc="decoder RNN layers")
+    bidirectional: bool = _knob(True, doc="bidirectional encoder")
+    dropout: float = _knob(0.3, low=0.0, high=0.9, doc="dropout on embeddings, between layers, before output")
+    tie_embeddings: bool = _knob(True, doc="tie target embedding and output projection (via an emb-size bottleneck)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = _knob(1234, low=0, doc="seed of every random generator")
+    device: str = _knob("auto", choices=("auto", "cpu", "cuda"), doc="auto = cuda when present")
+    threads: int = _knob(0, low=0, doc="CPU threads for torch (0 = all cores)")
+    batch_tokens: int = _knob(2500, low=16, doc="target tokens per batch (length-bucketed)")
+    max_epochs: int = _knob(10, low=1, doc="stop after this many epochs")
+    lr: float = _knob(0.002, low=1e-7, high=1.0, doc="Adam learning rate")
+    lr_schedule: str = _knob("plateau", choices=("plateau", "constant"),
+                             doc="plateau: multiply lr by lr_decay when valid loss does not improve")
+    lr_decay: float = _knob(0.5, low=0.01, high=1.0, doc="factor of the plateau schedule")
+    lr_patience: int = _knob(0, low=0, doc="epochs without improvement before the lr decays")
+    min_lr: float = _knob(1e-5, low=0.0, doc="the plateau schedule never goes below this")
+    patience: int = _knob(3, low=1, doc="stop after this many epochs without a better valid loss")
+    clip_grad: float = _knob(1.0, low=0.0, doc="clip the gradient norm to this (0 = off)")
+    label_smoothing: float = _knob(0.1, low=0.0, high=0.9, doc="label smoothing of the loss")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    beam: int = _knob(1, low=1, high=1, doc="beam size (1 = greedy)")
+    batch_size: int = _knob(64, low=1, doc="sentences per decoding batch")
+    max_len_a: float = _knob(1.5, low=0.0, doc="max output length = a * src_len + b")
+    max_len_b: int = _knob(10, low=0, doc="max output length = a * src_len + b")
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig = field(default_factory=DataConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    spm: SpmConfig = field(default_factory=SpmConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; raise :class:`ConfigError` naming the bad key."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: params file not found; run from the project root or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from None
+    return params_from_dict(raw, source=str(path))
+
+
+def params_from_dict(raw: Any, source: str = "params") -> Params:
+    """Build :class:`Params` from a nested dict, validating every key and value."""
+    try:
+        params = _build(Params, raw, "")
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    _check_cross_fields(params, source)
+    return params
+
+
+def params_to_dict(params: Params) -> dict:
+    """The inverse of :func:`params_from_dict` (plain YAML-able types)."""
+    return dataclasses.asdict(params)
+
+
+def _check_cross_fields(params: Params, source: str) -> None:
+    if params.data.src == params.data.tgt:
+        raise ConfigError(f"{source}: data.tgt: equals data.src ({params.data.src!r}); "
+                          "pick two different languages")
+    if params.model.bidirectional and params.model.hidden % 2:
+        raise ConfigError(f"{source}: model.hidden: must be even with model.bidirectional "
+                          f"(hidden/2 per direction), got {params.model.hidden}")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'params'}: expected a mapping, "
+                          f"got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else \
+                f"; known keys: {', '.join(prefix + k for k in fields)}"
+            raise ConfigError(f"{path}: unknown parameter{hint}")
+        values[key] = _coerce(hints[key], value, path, fields[key].metadata)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, path: str, meta: typing.Mapping) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        inner = next(a for a in args if a is not type(None))
+        return _coerce(inner, value, path, meta)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path + ".")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_coerce(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(args[1], v, f"{path}.{k}", {}) for k, v in value.items()}
+    return _check_scalar(hint, value, path, meta)
+
+
+def _check_scalar(hint: type, value: Any, path: str, meta: typing.Mapping) -> Any:
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[hint]
+    if not ok:
+        raise ConfigError(f"{path}: expected {hint.__name__}, got {value!r} ({type(value).__name__})")
+    value = hint(value)
+    choices = meta.get("choices") or ()
+    if choices and value not in choices:
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, choices))}")
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and value < low or high is not None and value > high:
+        bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ConfigError(f"{path}: {value!r} is out of range; expected {bounds}")
+    return value

@@ -1,0 +1,275 @@
+"""Corpus registry and the downloader.
+
+Every file is looked up, in order, in the local cache (``S2S_CACHE``, default
+``~/.cache/s2s``), in each mirror of ``S2S_MIRROR`` (directories or URL
+prefixes separated by ``os.pathsep``; a file lives at
+``<mirror>/<corpus>/<file>``), then at its canonical URL. The sha256 is
+checked whatever the source. Downloads go to a ``.part`` file that is renamed
+only once complete and verified; the raw text lands in
+``data/raw/<corpus>/<split>.<lang>``, decompressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from tqdm import tqdm
+
+from s2s.config import DataConfig
+from s2s.errors import S2SError
+
+
+class DownloadError(S2SError):
+    """Every source of a file failed, or a corpus/language/split does not exist."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a corpus: its name in the cache/mirrors, canonical URL and checksum."""
+
+    name: str
+    url: str
+    sha256: Optional[str]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A registered parallel corpus: languages, and split name -> file stem."""
+
+    name: str
+    base_url: str
+    languages: tuple[str, ...]
+    splits: dict[str, str]
+    sha256: dict[str, str]
+
+    def file(self, split: str, lang: str) -> RemoteFile:
+        """The gz file holding ``split`` in language ``lang``."""
+        name = f"{self.splits[split]}.{lang}.gz"
+        return RemoteFile(name=name, url=f"{self.base_url}/{name}", sha256=self.sha256[name])
+
+
+MULTI30K = Corpus(
+    name="multi30k",
+    base_url="https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw",
+    languages=("en", "de", "fr", "cs"),
+    splits={"train": "train", "valid": "val", "test_2016_flickr": "test_2016_flickr"},
+    sha256={
+        "test_2016_flickr.cs.gz": "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1",
+        "test_2016_flickr.de.gz": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+        "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+        "test_2016_flickr.fr.gz": "6d326e188d259fb1d04ac19eae3af956559b3a0b93d7635e56c90987c40c8b90",
+        "train.cs.gz": "a65adb8b32e3bc664f21ecba7a6e7f6950fd1f405e135f7c312faabdb6255077",
+        "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+        "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+        "train.fr.gz": "622e75069e9f4c577425c4f277116ce66e63a2401c0a2312d90073cb12379a3c",
+        "val.cs.gz": "b63226e05c4bd5dd6a42897d74b86a1b9d2c31498252c572b1ea7f7996927fcc",
+        "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+        "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+        "val.fr.gz": "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9",
+    },
+)
+
+REGISTRY: dict[str, Corpus] = {MULTI30K.name: MULTI30K}
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where files are looked for before their own URL: the cache, then the mirrors."""
+
+    cache_dir: Path
+    mirrors: tuple[str, ...] = ()
+    retries: int = 3
+    backoff_s: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Optional[dict] = None) -> "Sources":
+        env = os.environ if env is None else env
+        cache = Path(env.get("S2S_CACHE") or Path.home() / ".cache" / "s2s")
+        mirrors = tuple(m for m in (env.get("S2S_MIRROR") or "").split(os.pathsep) if m)
+        return cls(cache_dir=cache, mirrors=mirrors)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_url(location: str) -> bool:
+    return location.split("://", 1)[0] in ("http", "https", "file") and "://" in location
+
+
+def fetch(remote: RemoteFile, corpus: str, sources: Sources) -> Path:
+    """Return a verified local copy of ``remote``, fetching it into the cache if needed.
+
+    Raises :class:`DownloadError` listing every source tried and why it failed.
+    """
+    cached = sources.cache_dir / corpus / remote.name
+    failures: list[str] = []
+    if cached.exists():
+        if remote.sha256 is None or sha256_of(cached) == remote.sha256:
+            return cached
+        failures.append(f"cache {cached}: sha256 mismatch, discarded")
+        cached.unlink()
+    candidates = [f"{m.rstrip('/')}/{corpus}/{remote.name}" for m in sources.mirrors] + [remote.url]
+    for location in candidates:
+        try:
+            _copy_to(location, cached, sources)
+        except (OSError, urllib.error.URLError) as err:
+            failures.append(f"{location}: {_reason(err)}")
+            continue
+        actual = sha256_of(cached)
+        if remote.sha256 is not None and actual != remote.sha256:
+            cached.unlink()
+            failures.append(f"{location}: sha256 mismatch (expected {remote.sha256}, got {actual})")
+            continue
+        return cached
+    tried = "\n  ".join(failures)
+    raise DownloadError(
+        f"could not fetch {corpus}/{remote.name}; sources tried:\n  {tried}\n"
+        f"Without internet, point S2S_MIRROR at a directory holding {corpus}/{remote.name} "
+        f"(e.g. S2S_MIRROR=../shared/corpora) or put the file in {sources.cache_dir / corpus}/.")
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, urllib.error.URLError):
+        return f"unreachable ({err.reason})"
+    return f"{type(err).__name__}: {err}"
+
+
+def _copy_to(location: str, target: Path, sources: Sources) -> None:
+    """Copy a local path or URL to ``target`` through ``target.part`` (renamed when complete)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        if _is_url(location):
+            _download(location, part, sources)
+        else:
+            src = Path(location)
+            if not src.is_file():
+                raise FileNotFoundError(f"no such file {src}")
+            shutil.copyfile(src, part)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _download(url: str, part: Path, sources: Sources) -> None:
+    """Download ``url`` into ``part``; retry transient failures with exponential backoff."""
+    for attempt in range(sources.retries):
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response, open(part, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name,
+                          disable=None, file=sys.stderr, leave=False) as bar:
+                    for block in iter(lambda: response.read(1 << 16), b""):
+                        out.write(block)
+                        bar.update(len(block))
+                if total is not None and part.stat().st_size != total:
+                    raise OSError(f"truncated download ({part.stat().st_size} of {total} bytes)")
+            return
+        except urllib.error.HTTPError as err:
+            if err.code < 500 or attempt == sources.retries - 1:
+                raise
+        except (urllib.error.URLError, OSError, TimeoutError):
+            if attempt == sources.retries - 1:
+                raise
+        time.sleep(sources.backoff_s * 2 ** attempt)
+
+
+def _custom_remote(location: str, sha256: Optional[str]) -> RemoteFile:
+    key = hashlib.sha256(location.encode()).hexdigest()[:16]
+    return RemoteFile(name=f"{key}-{Path(location).name}", url=location, sha256=sha256)
+
+
+def _resolve_custom(location: str, sha256: Optional[str], sources: Sources, what: str) -> Path:
+    if not _is_url(location):
+        path = Path(location)
+        if not path.is_file():
+            raise DownloadError(f"data.files.{what}: no such file {location}; fix the path in params.yaml")
+        if sha256 is not None and sha256_of(path) != sha256:
+            raise DownloadError(f"data.files.{what}: {location} does not match its sha256; "
+                                "fix the file or the checksum in params.yaml")
+        return path
+    remote = _custom_remote(location, sha256)
+    if sha256 is None:  # nothing to verify a cached copy against: always fetch anew
+        (sources.cache_dir / CUSTOM / remote.name).unlink(missing_ok=True)
+    return fetch(remote, CUSTOM, Sources(sources.cache_dir, (), sources.retries, sources.backoff_s))
+
+
+def splits_of(data: DataConfig) -> list[str]:
+    """The splits the pipeline uses: train, valid, then each test set."""
+    return ["train", "valid", *data.test_sets]
+
+
+def _plan(data: DataConfig, sources: Sources) -> Iterable[tuple[str, str, Callable[[], Path]]]:
+    """Yield (split, language, fetcher) for every raw file the params ask for."""
+    if data.corpus == CUSTOM:
+        for split in splits_of(data):
+            if split not in data.files:
+                raise DownloadError(f"data.files: no files for split '{split}'; add "
+                                    f"data.files.{split}.src and .tgt to params.yaml")
+            files = data.files[split]
+            yield split, data.src, lambda f=files, s=split: _resolve_custom(
+                f.src, f.src_sha256, sources, f"{s}.src")
+            yield split, data.tgt, lambda f=files, s=split: _resolve_custom(
+                f.tgt, f.tgt_sha256, sources, f"{s}.tgt")
+        return
+    if data.corpus not in REGISTRY:
+        raise DownloadError(f"data.corpus: unknown corpus '{data.corpus}'; known: "
+                            f"{', '.join([*REGISTRY, CUSTOM])}")
+    corpus = REGISTRY[data.corpus]
+    for lang, key in ((data.src, "src"), (data.tgt, "tgt")):
+        if lang not in corpus.languages:
+            raise DownloadError(f"data.{key}: {corpus.name} has no language '{lang}'; "
+                                f"choose one of {', '.join(corpus.languages)}")
+    for split in splits_of(data):
+        if split not in corpus.splits:
+            raise DownloadError(f"data.test_sets: {corpus.name} has no split '{split}'; "
+                                f"known: {', '.join(s for s in corpus.splits if s != 'train')}")
+        for lang in (data.src, data.tgt):
+            yield split, lang, lambda s=split, la=lang: fetch(corpus.file(s, la), corpus.name, sources)
+
+
+def download(data: DataConfig, out_dir: Path, sources: Sources) -> list[Path]:
+    """Fetch every split of ``data`` and write it decompressed to ``out_dir/<split>.<lang>``."""
+    plan = list(_plan(data, sources))
+    written = []
+    for split, lang, fetcher in plan:
+        source = fetcher()
+        target = out_dir / f"{split}.{lang}"
+        _decompress_to(source, target)
+        written.append(target)
+    return written
+
+
+def _decompress_to(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` (through a .part file), gunzipping if it is gzip."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    with open(source, "rb") as probe:
+        is_gzip = probe.read(2) == b"\x1f\x8b"
+    try:
+        opener = gzip.open if is_gzip else open
+        with opener(source, "rb") as src, open(part, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.replace(part, target)
+    except (OSError, EOFError) as err:
+        raise DownloadError(f"{source}: cannot read ({err}); delete it and download again") from None
+    finally:
+        part.unlink(missing_ok=True)

@@ -1,0 +1,153 @@
+"""Recurrent decoder with Bahdanau attention and input feeding of the context.
+
+At step ``t``, with ``s_{t-1}`` the previous top-layer state:
+
+    c_t  = attention(s_{t-1}, encoder states)
+    s_t  = RNN([E y_{t-1}; c_t], s_{t-1})                  (stacked layers)
+    o_t  = tanh(W_o [s_t; c_t; E y_{t-1}])                 (readout, size emb when tied)
+    p_t  = softmax(W_out dropout(o_t))
+
+The recurrence is written as gate math over the parameters of
+``nn.GRUCell``/``nn.LSTMCell`` so that the embedding half of the first
+layer's input projection is one matrix product over all steps, and the
+readout and output layer run once over all steps after the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from s2s.config import ModelConfig
+from s2s.model.attention import BahdanauAttention
+from s2s.model.encoder import EncoderOutput
+from s2s.subword import PAD_ID
+
+# One layer's state: (h, c) for an LSTM, (h, None) for a GRU; each (batch, hidden).
+LayerState = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+@dataclass
+class Memory:
+    """Per-batch constants of decoding: encoder states and their projected keys."""
+
+    values: torch.Tensor  # (batch, src_len, enc_dim)
+    keys: torch.Tensor    # (batch, src_len, attn_dim)
+    mask: torch.Tensor    # (batch, src_len) bool
+
+    def index_select(self, index: torch.Tensor) -> "Memory":
+        return Memory(self.values.index_select(0, index), self.keys.index_select(0, index),
+                      self.mask.index_select(0, index))
+
+
+def cell_step(cell: nn.Module, input_gates: torch.Tensor, state: LayerState) -> LayerState:
+    """One GRU/LSTM step from precomputed ``input_gates = W_ih x + b_ih`` (batch, k*hidden).
+
+    Computes exactly what ``nn.GRUCell``/``nn.LSTMCell`` compute.
+    """
+    h, c = state
+    hidden_gates = F.linear(h, cell.weight_hh, cell.bias_hh)  # (batch, k*hidden)
+    if isinstance(cell, nn.LSTMCell):
+        i, f, g, o = (input_gates + hidden_gates).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    i_r, i_z, i_n = input_gates.chunk(3, dim=1)
+    h_r, h_z, h_n = hidden_gates.chunk(3, dim=1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return n + z * (h - n), None
+
+
+class Decoder(nn.Module):
+    """Stacked GRU/LSTM decoder with Bahdanau attention and input feeding."""
+
+    def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
+        super().__init__()
+        self.emb_dim, self.hidden = config.emb, config.hidden
+        self.is_lstm = config.cell == "lstm"
+        self.embed = nn.Embedding(vocab_size, config.emb, padding_idx=PAD_ID)
+        self.dropout_p = config.dropout
+        self.attention = BahdanauAttention(config.hidden, enc_dim, config.hidden)
+        cell = nn.LSTMCell if self.is_lstm else nn.GRUCell
+        self.cells = nn.ModuleList(
+            [cell(config.emb + enc_dim, config.hidden)]
+            + [cell(config.hidden, config.hidden) for _ in range(config.dec_layers - 1)])
+        self.bridge = nn.Linear(enc_dim, config.dec_layers * config.hidden)
+        self.bridge_cell = nn.Linear(enc_dim, config.dec_layers * config.hidden) if self.is_lstm else None
+        self.output_dim = config.emb if config.tie_embeddings else config.hidden
+        self.readout = nn.Linear(config.hidden + enc_dim + config.emb, self.output_dim)
+
+    def memory(self, encoded: EncoderOutput) -> Memory:
+        return Memory(encoded.states, self.attention.project_keys(encoded.states), encoded.mask)
+
+    def init_state(self, encoded: EncoderOutput) -> list[LayerState]:
+        """Bridge: each layer's initial state = tanh(W final encoder state)."""
+        layers = len(self.cells)
+        h = torch.tanh(self.bridge(encoded.final)).chunk(layers, dim=-1)  # layers x (batch, hidden)
+        if self.bridge_cell is None:
+            return [(h_l, None) for h_l in h]
+        source = encoded.final_cell if encoded.final_cell is not None else encoded.final
+        c = torch.tanh(self.bridge_cell(source)).chunk(layers, dim=-1)
+        return list(zip(h, c))
+
+    def _embed_gates(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings (…, emb) and their share of the first layer's input gates (…, k*hidden)."""
+        embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training)
+        first = self.cells[0]
+        gates = F.linear(embedded, first.weight_ih[:, :self.emb_dim], first.bias_ih)
+        return embedded, gates
+
+    def _step(self, emb_gates: torch.Tensor, state: list[LayerState],
+              memory: Memory) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+        """Attend from the previous state, then run every layer one step.
+
+        ``emb_gates`` (batch, k*hidden). Returns the context (batch, enc_dim),
+        the new layer states and the attention weights (batch, src_len).
+        """
+        context, weights = self.attention(state[-1][0], memory.keys, memory.values, memory.mask)
+        first = self.cells[0]
+        gates = emb_gates + F.linear(context, first.weight_ih[:, self.emb_dim:])
+        new_state = [cell_step(first, gates, state[0])]
+        for cell, layer_state in zip(self.cells[1:], state[1:]):
+            below = F.dropout(new_state[-1][0], self.dropout_p, self.training)
+            new_state.append(cell_step(cell, F.linear(below, cell.weight_ih, cell.bias_ih), layer_state))
+        return context, new_state, weights
+
+    def _readout(self, top: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
+        """(…, hidden), (…, enc_dim), (…, emb) -> dropout(tanh(W_o [s; c; e])) (…, output_dim)."""
+        out = torch.tanh(self.readout(torch.cat([top, context, embedded], dim=-1)))
+        return F.dropout(out, self.dropout_p, self.training)
+
+    def forward(self, tgt_in: torch.Tensor, encoded: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced decoding of ``tgt_in`` (batch, tgt_len).
+
+        Returns readout vectors (batch, tgt_len, output_dim) and attention
+        weights (batch, tgt_len, src_len).
+        """
+        memory = self.memory(encoded)
+        state = self.init_state(encoded)
+        embedded, emb_gates = self._embed_gates(tgt_in)  # (batch, tgt_len, emb), (batch, tgt_len, k*hidden)
+        tops, contexts, attn = [], [], []
+        for t in range(tgt_in.size(1)):
+            context, state, weights = self._step(emb_gates[:, t], state, memory)
+            tops.append(state[-1][0])
+            contexts.append(context)
+            attn.append(weights)
+        top = torch.stack(tops, dim=1)                 # (batch, tgt_len, hidden)
+        context = torch.stack(contexts, dim=1)         # (batch, tgt_len, enc_dim)
+        return self._readout(top, context, embedded), torch.stack(attn, dim=1)
+
+    def step(self, tokens: torch.Tensor, state: list[LayerState],
+             memory: Memory) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+        """One decoding step from the previous tokens (batch,).
+
+        Returns the readout (batch, output_dim), the new state and the
+        attention weights (batch, src_len).
+        """
+        embedded, emb_gates = self._embed_gates(tokens)
+        context, state, weights = self._step(emb_gates, state, memory)
+        return self._readout(state[-1][0], context, embedded), state, weights

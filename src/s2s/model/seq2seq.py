@@ -1,0 +1,61 @@
+"""The encoder-decoder, its output layer and its loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from s2s.config import ModelConfig
+from s2s.model.decoder import Decoder, LayerState, Memory
+from s2s.model.encoder import Encoder, EncoderOutput
+from s2s.subword import PAD_ID
+
+
+class Seq2Seq(nn.Module):
+    """Encoder, attentional decoder and output projection.
+
+    With ``tie_embeddings`` the output projection shares its weight with the
+    target embedding; the decoder's readout then has the embedding size, which
+    acts as a bottleneck when ``emb < hidden``.
+    """
+
+    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(src_vocab, config)
+        self.decoder = Decoder(tgt_vocab, self.encoder.output_dim, config)
+        self.output = nn.Linear(self.decoder.output_dim, tgt_vocab)
+        if config.tie_embeddings:
+            self.output.weight = self.decoder.embed.weight
+
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
+        """(batch, src_len), (batch,) -> encoder output."""
+        return self.encoder(src, src_lens)
+
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (batch, tgt_len, tgt_vocab)."""
+        readout, _ = self.decoder(tgt_in, self.encode(src, src_lens))
+        return self.output(readout)
+
+    def token_losses(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
+                     tgt_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Cross-entropy per target position (batch, tgt_len), 0 at padding."""
+        logits = self.forward(src, src_lens, tgt_in)  # (batch, tgt_len, vocab)
+        losses = F.cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=PAD_ID,
+                                 label_smoothing=label_smoothing, reduction="none")
+        return losses.view_as(tgt_out)
+
+    def start(self, encoded: EncoderOutput) -> tuple[Memory, list[LayerState]]:
+        """Decoding memory and initial decoder state for a batch."""
+        return self.decoder.memory(encoded), self.decoder.init_state(encoded)
+
+    def step_log_probs(self, tokens: torch.Tensor, state: list[LayerState], memory: Memory
+                       ) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+        """Log-probabilities of the next token (batch, tgt_vocab), new state, attention (batch, src_len)."""
+        readout, state, weights = self.decoder.step(tokens, state, memory)
+        return torch.log_softmax(self.output(readout).float(), dim=-1), state, weights
+
+    def num_parameters(self) -> int:
+        """Trainable parameters, tied weights counted once."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -1,0 +1,141 @@
+"""The six pipeline stages: where each reads and writes, and the metrics it records.
+
+Each function takes the validated :class:`Params` and the project root; the
+paths here are the contract that ``dvc.yaml`` declares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from s2s import clean as cleaning
+from s2s import corpora, evaluate as scoring, subword, tensors
+from s2s.config import Params
+from s2s.search import LengthLimit
+from s2s.subword import Vocabs
+from s2s.tensors import ParallelData
+from s2s.train import load_model, resolve_device, set_threads, train as train_model
+from s2s.translator import Translator
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where every stage reads and writes, relative to the project root."""
+
+    root: Path
+
+    @property
+    def raw(self) -> Path: return self.root / "data" / "raw"
+    @property
+    def clean(self) -> Path: return self.root / "data" / "clean"
+    @property
+    def spm(self) -> Path: return self.root / "data" / "spm"
+    @property
+    def tensors(self) -> Path: return self.root / "data" / "tensors"
+    @property
+    def model(self) -> Path: return self.root / "models" / "model.pt"
+    @property
+    def metrics(self) -> Path: return self.root / "metrics"
+    @property
+    def train_plots(self) -> Path: return self.root / "plots" / "train"
+    @property
+    def outputs(self) -> Path: return self.root / "outputs"
+
+    def raw_corpus(self, params: Params) -> Path:
+        return self.raw / params.data.corpus
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write sorted, indented JSON through a .part file renamed when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(part, path)
+
+
+def download(params: Params, layout: Layout) -> None:
+    written = corpora.download(params.data, layout.raw_corpus(params), corpora.Sources.from_env())
+    log.info("download: %d files in %s", len(written), layout.raw_corpus(params))
+
+
+def clean(params: Params, layout: Layout) -> None:
+    stats = cleaning.clean_corpus(layout.raw_corpus(params), layout.clean, corpora.splits_of(params.data),
+                                  params.data.src, params.data.tgt, params.clean,
+                                  params.data.max_train_pairs)
+    write_json(layout.metrics / "data.json", {split: dataclasses.asdict(s) for split, s in stats.items()})
+    for split, s in stats.items():
+        log.info("clean %s: %d -> %d lines, dropped %s", split, s.lines_in, s.lines_out, s.dropped)
+
+
+def spm(params: Params, layout: Layout) -> None:
+    subword.train_subword(layout.clean / "train.src", layout.clean / "train.tgt", layout.spm, params.spm)
+    log.info("spm: %s vocabulary of %d written to %s",
+             "joint" if params.spm.joint else "separate", params.spm.vocab_size, layout.spm)
+
+
+def tensorize(params: Params, layout: Layout) -> None:
+    vocabs = Vocabs.load(layout.spm)
+    for split in corpora.splits_of(params.data):
+        arrays = tensors.encode_split(layout.clean, split, vocabs)
+        tensors.save_split(arrays, layout.tensors / f"{split}.pt")
+        log.info("tensorize %s: %d pairs, %d source / %d target tokens", split,
+                 len(arrays["src_offsets"]) - 1, len(arrays["src"]), len(arrays["tgt"]))
+
+
+class DvcLiveLogger:
+    """Per-epoch curves through dvclive under ``plots/train``; dvc.yaml declares them itself."""
+
+    def __init__(self, directory: Path):
+        from dvclive import Live
+        self.live = Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, report=None)
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            self.live.log_metric(name, value)
+        self.live.next_step()
+
+    def close(self) -> None:
+        self.live.end()
+
+
+def train(params: Params, layout: Layout) -> None:
+    vocabs = Vocabs.load(layout.spm)
+    train_data = ParallelData.load(layout.tensors / "train.pt")
+    valid_data = ParallelData.load(layout.tensors / "valid.pt")
+    logger = DvcLiveLogger(layout.train_plots)
+    try:
+        result = train_model(params, train_data, valid_data, vocabs, layout.spm, layout.model, logger)
+    finally:
+        logger.close()
+    write_json(layout.metrics / "train.json", result.quality())
+    write_json(layout.metrics / "speed.json", result.speed())
+
+
+def evaluate(params: Params, layout: Layout) -> None:
+    device = resolve_device(params.train.device)
+    set_threads(params.train.threads)
+    model, _ = load_model(layout.model, device)
+    translator = Translator(model, Vocabs.load(layout.spm), LengthLimit(params.eval.max_len_a,
+                            params.eval.max_len_b), params.eval.batch_size, params.clean.normalization)
+    quality, speed = {}, {"device": str(device)}
+    for split in ["valid", *params.data.test_sets]:
+        references = cleaning.read_lines(layout.raw_corpus(params) / f"{split}.{params.data.tgt}")
+        started = time.perf_counter()
+        scores = scoring.evaluate_set(translator, ParallelData.load(layout.tensors / f"{split}.pt"),
+                                      references, layout.outputs / f"{split}.hyp")
+        quality[split], speed[split] = scores.quality(), scores.speed()
+        log.info("evaluate %s: BLEU %.2f, BLEU lc %.2f, chrF %.2f, TER %.2f (%.1f s)", split,
+                 scores.bleu, scores.bleu_lc, scores.chrf, scores.ter, time.perf_counter() - started)
+    write_json(layout.metrics / "eval.json", quality)
+    write_json(layout.metrics / "decode_speed.json", speed)
+
+
+STAGES = {"download": download, "clean": clean, "spm": spm, "tensorize": tensorize,
+          "train": train, "evaluate": evaluate}

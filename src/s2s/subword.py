@@ -1,0 +1,81 @@
+"""SentencePiece training and encoding.
+
+Ids are fixed: pad 0, unk 1, bos 2, eos 3. Training uses a fixed seed and a
+single thread so two runs on the same text write byte-identical models. A
+joint vocabulary is ``spm.model``; separate ones are ``src.model`` and
+``tgt.model`` in the same directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import sentencepiece as spm
+
+from s2s.config import SpmConfig
+from s2s.errors import S2SError
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+class SubwordError(S2SError):
+    """SentencePiece could not be trained or loaded."""
+
+
+def _train_one(inputs: list[Path], out_dir: Path, name: str, config: SpmConfig) -> None:
+    """Train one model on ``inputs``; write ``out_dir/name.model`` and ``.vocab`` atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spm.set_random_generator_seed(config.seed)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        prefix = Path(tmp) / name
+        try:
+            spm.SentencePieceTrainer.train(
+                input=",".join(str(p) for p in inputs), model_prefix=str(prefix),
+                vocab_size=config.vocab_size, model_type=config.model_type,
+                character_coverage=config.character_coverage,
+                pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+                num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
+                minloglevel=2)
+        except RuntimeError as err:
+            raise SubwordError(f"SentencePiece training failed: {err}; for a small corpus lower "
+                               "spm.vocab_size") from None
+        for ext in (".model", ".vocab"):
+            os.replace(prefix.with_suffix(ext), out_dir / f"{name}{ext}")
+
+
+def train_subword(train_src: Path, train_tgt: Path, out_dir: Path, config: SpmConfig) -> None:
+    """Train the joint model (``spm.model``) or one model per side (``src/tgt.model``)."""
+    if config.joint:
+        _train_one([train_src, train_tgt], out_dir, "spm", config)
+    else:
+        _train_one([train_src], out_dir, "src", config)
+        _train_one([train_tgt], out_dir, "tgt", config)
+
+
+def _load(path: Path) -> spm.SentencePieceProcessor:
+    if not path.exists():
+        raise SubwordError(f"{path}: SentencePiece model not found; run `dvc repro spm` first")
+    return spm.SentencePieceProcessor(model_file=str(path))
+
+
+@dataclass
+class Vocabs:
+    """The source and target SentencePiece processors (the same object when joint)."""
+
+    src: spm.SentencePieceProcessor
+    tgt: spm.SentencePieceProcessor
+
+    @classmethod
+    def load(cls, spm_dir: Path) -> "Vocabs":
+        spm_dir = Path(spm_dir)
+        if (spm_dir / "spm.model").exists():
+            joint = _load(spm_dir / "spm.model")
+            return cls(src=joint, tgt=joint)
+        return cls(src=_load(spm_dir / "src.model"), tgt=_load(spm_dir / "tgt.model"))
+
+    @property
+    def joint(self) -> bool:
+        return self.src is self.tgt

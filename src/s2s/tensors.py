@@ -1,0 +1,151 @@
+"""Token ids on disk and length-bucketed batches.
+
+A split is one file ``<split>.pt`` holding, per side, a flat int32 array of
+token ids and an int64 array of offsets (``offsets[i]:offsets[i+1]`` is
+sentence ``i``). Batches group sentences of similar length so that a token
+budget is spent on real tokens, not padding.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s2s.clean import read_lines
+from s2s.errors import S2SError
+from s2s.subword import BOS_ID, EOS_ID, PAD_ID, Vocabs
+
+
+class TensorError(S2SError):
+    """Missing or malformed tensor files."""
+
+
+def pack(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flatten id lists into (ids int32 (total,), offsets int64 (n+1,))."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.fromiter((t for s in sequences for t in s), dtype=np.int32, count=int(offsets[-1]))
+    return torch.from_numpy(ids), torch.from_numpy(offsets)
+
+
+def encode_split(clean_dir: Path, split: str, vocabs: Vocabs) -> dict[str, torch.Tensor]:
+    """Encode ``clean_dir/<split>.{src,tgt}`` into packed id arrays."""
+    src = vocabs.src.encode(read_lines(clean_dir / f"{split}.src"))
+    tgt = vocabs.tgt.encode(read_lines(clean_dir / f"{split}.tgt"))
+    src_ids, src_offsets = pack(src)
+    tgt_ids, tgt_offsets = pack(tgt)
+    return {"src": src_ids, "src_offsets": src_offsets, "tgt": tgt_ids, "tgt_offsets": tgt_offsets}
+
+
+def save_split(arrays: dict[str, torch.Tensor], path: Path) -> None:
+    """``torch.save`` through a .part file renamed when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    torch.save(arrays, part)
+    os.replace(part, path)
+
+
+class ParallelData:
+    """One tensorized split: sentence ``i`` is ``src[i]`` / ``tgt[i]`` as id arrays."""
+
+    def __init__(self, arrays: dict[str, torch.Tensor]):
+        self.src_ids = arrays["src"].numpy()
+        self.src_offsets = arrays["src_offsets"].numpy()
+        self.tgt_ids = arrays["tgt"].numpy()
+        self.tgt_offsets = arrays["tgt_offsets"].numpy()
+        self.src_lens = np.diff(self.src_offsets)  # (n,)
+        self.tgt_lens = np.diff(self.tgt_offsets)  # (n,)
+
+    @classmethod
+    def load(cls, path: Path) -> "ParallelData":
+        if not Path(path).exists():
+            raise TensorError(f"{path}: tensor file not found; run `dvc repro tensorize` first")
+        return cls(torch.load(path, weights_only=True))
+
+    def __len__(self) -> int:
+        return len(self.src_lens)
+
+    def src(self, i: int) -> np.ndarray:
+        return self.src_ids[self.src_offsets[i]:self.src_offsets[i + 1]]
+
+    def tgt(self, i: int) -> np.ndarray:
+        return self.tgt_ids[self.tgt_offsets[i]:self.tgt_offsets[i + 1]]
+
+
+@dataclass
+class Batch:
+    """Padded tensors of one batch; every side ends in EOS, padding is PAD_ID."""
+
+    src: torch.Tensor       # (batch, src_len) source ids + EOS
+    src_lens: torch.Tensor  # (batch,) int64, lengths with EOS
+    tgt_in: torch.Tensor    # (batch, tgt_len) BOS + target ids
+    tgt_out: torch.Tensor   # (batch, tgt_len) target ids + EOS
+    indices: np.ndarray     # (batch,) sentence numbers in the split
+
+    @property
+    def n_tgt_tokens(self) -> int:
+        return int((self.tgt_out != PAD_ID).sum())
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.src.to(device), self.src_lens.to(device), self.tgt_in.to(device),
+                     self.tgt_out.to(device), self.indices)
+
+
+def pad(sequences: list[np.ndarray], prefix: int | None = None,
+        suffix: int | None = None) -> torch.Tensor:
+    """Right-pad id arrays into (n, max_len) int64, adding a prefix/suffix token to each."""
+    extra = (prefix is not None) + (suffix is not None)
+    out = torch.full((len(sequences), max(len(s) for s in sequences) + extra), PAD_ID,
+                     dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        start = 0
+        if prefix is not None:
+            out[row, 0] = prefix
+            start = 1
+        out[row, start:start + len(seq)] = torch.from_numpy(seq.astype(np.int64))
+        if suffix is not None:
+            out[row, start + len(seq)] = suffix
+    return out
+
+
+def collate(data: ParallelData, indices: np.ndarray) -> Batch:
+    """Build the padded batch of sentences ``indices``."""
+    srcs = [data.src(i) for i in indices]
+    tgts = [data.tgt(i) for i in indices]
+    src = pad(srcs, suffix=EOS_ID)
+    src_lens = torch.tensor([len(s) + 1 for s in srcs], dtype=torch.long)
+    return Batch(src=src, src_lens=src_lens, tgt_in=pad(tgts, prefix=BOS_ID),
+                 tgt_out=pad(tgts, suffix=EOS_ID), indices=np.asarray(indices))
+
+
+def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
+                  rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Split sentence indices into length-bucketed batches of at most ``batch_tokens``.
+
+    The budget counts padded positions (sentences x longest side + 1), so a
+    batch never exceeds it however lengths vary. With ``rng``, sentences of
+    equal length and the order of batches are shuffled; without, the order is
+    by length (for decoding).
+    """
+    n = len(src_lens)
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    order = order[np.lexsort((src_lens[order], tgt_lens[order]))]
+    width = np.maximum(src_lens[order], tgt_lens[order]) + 1
+    batches, start = [], 0
+    while start < n:
+        end, longest = start, 0
+        while end < n:
+            longest = max(longest, int(width[end]))
+            if (end - start + 1) * longest > batch_tokens and end > start:
+                break
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
