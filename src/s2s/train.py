@@ -111,7 +111,7 @@ def validation_loss(model: Seq2Seq, data: ParallelData, batch_tokens: int, devic
     total, tokens = 0.0, 0
     for indices in token_batches(data.src_lens, data.tgt_lens, batch_tokens):
         batch = collate(data, indices).to(device)
-        total += float(model.token_losses(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out).sum())
+        total += model.token_losses(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out).sum().item()
         tokens += batch.n_tgt_tokens
     return total / tokens
 
@@ -150,7 +150,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
             step += 1
-            epoch_loss += float(loss)
+            epoch_loss += loss.item()
             epoch_tokens += n_tokens
         seconds = time.perf_counter() - started
         train_seconds += seconds
