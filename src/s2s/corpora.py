@@ -2,7 +2,7 @@
 
 Every file is looked up, in order, in the local cache (``S2S_CACHE``, default
 ``~/.cache/s2s``), in each mirror of ``S2S_MIRROR`` (directories or URL
-prefixes separated by ``os.pathsep``; a file lives at
+prefixes separated by spaces or commas; a file lives at
 ``<mirror>/<corpus>/<file>``), then at its canonical URL. The sha256 is
 checked whatever the source. Downloads go to a ``.part`` file that is renamed
 only once complete and verified; the raw text lands in
@@ -96,7 +96,7 @@ class Sources:
     def from_env(cls, env: Optional[dict] = None) -> "Sources":
         env = os.environ if env is None else env
         cache = Path(env.get("S2S_CACHE") or Path.home() / ".cache" / "s2s")
-        mirrors = tuple(m for m in (env.get("S2S_MIRROR") or "").split(os.pathsep) if m)
+        mirrors = tuple((env.get("S2S_MIRROR") or "").replace(",", " ").split())
         return cls(cache_dir=cache, mirrors=mirrors)
 
 
@@ -180,8 +180,8 @@ def _download(url: str, part: Path, sources: Sources) -> None:
                     for block in iter(lambda: response.read(1 << 16), b""):
                         out.write(block)
                         bar.update(len(block))
-                if total is not None and part.stat().st_size != total:
-                    raise OSError(f"truncated download ({part.stat().st_size} of {total} bytes)")
+            if total is not None and part.stat().st_size != total:
+                raise OSError(f"truncated download ({part.stat().st_size} of {total} bytes)")
             return
         except urllib.error.HTTPError as err:
             if err.code < 500 or attempt == sources.retries - 1:

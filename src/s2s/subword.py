@@ -8,8 +8,8 @@ joint vocabulary is ``spm.model``; separate ones are ``src.model`` and
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,24 +26,37 @@ class SubwordError(S2SError):
 
 
 def _train_one(inputs: list[Path], out_dir: Path, name: str, config: SpmConfig) -> None:
-    """Train one model on ``inputs``; write ``out_dir/name.model`` and ``.vocab`` atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Train one model on ``inputs``; write ``out_dir/name.model`` and ``.vocab`` atomically.
+
+    Sentences are streamed and the model returned in memory, so no path ends
+    up inside the model: the same text gives the same bytes wherever it lives.
+    """
+    def sentences():
+        for path in inputs:
+            with open(path, encoding="utf-8") as handle:
+                yield from (line.rstrip("\n") for line in handle)
+
     spm.set_random_generator_seed(config.seed)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        prefix = Path(tmp) / name
-        try:
-            spm.SentencePieceTrainer.train(
-                input=",".join(str(p) for p in inputs), model_prefix=str(prefix),
-                vocab_size=config.vocab_size, model_type=config.model_type,
-                character_coverage=config.character_coverage,
-                pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-                num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
-                minloglevel=2)
-        except RuntimeError as err:
-            raise SubwordError(f"SentencePiece training failed: {err}; for a small corpus lower "
-                               "spm.vocab_size") from None
-        for ext in (".model", ".vocab"):
-            os.replace(prefix.with_suffix(ext), out_dir / f"{name}{ext}")
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=sentences(), model_writer=model,
+            vocab_size=config.vocab_size, model_type=config.model_type,
+            character_coverage=config.character_coverage,
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+            num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
+            minloglevel=2)
+    except RuntimeError as err:
+        raise SubwordError(f"SentencePiece training failed: {err}; for a small corpus lower "
+                           "spm.vocab_size") from None
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab = "".join(f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
+                    for i in range(processor.get_piece_size()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for ext, payload in ((".model", model.getvalue()), (".vocab", vocab.encode("utf-8"))):
+        part = out_dir / f"{name}{ext}.part"
+        part.write_bytes(payload)
+        os.replace(part, out_dir / f"{name}{ext}")
 
 
 def train_subword(train_src: Path, train_tgt: Path, out_dir: Path, config: SpmConfig) -> None:

@@ -1,0 +1,187 @@
+"""The downloader against a local HTTP server on 127.0.0.1 and directory mirrors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from s2s.config import params_from_dict
+from s2s.corpora import MULTI30K, DownloadError, RemoteFile, Sources, download, fetch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+PAYLOAD = gzip.compress("Ein Hund läuft.\nZwei Katzen.\n".encode(), mtime=0)
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class Server:
+    """Serves ``files`` (path -> bytes); ``failures`` (path -> codes) are answered first."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.failures: dict[str, list[int]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server API
+                server.requests.append(self.path)
+                codes = server.failures.get(self.path)
+                if codes:
+                    self.send_error(codes.pop(0))
+                elif self.path in server.files:
+                    body = server.files[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    yield srv
+    srv.close()
+
+
+def remote(server: Server) -> RemoteFile:
+    return RemoteFile(name="train.de.gz", url=f"{server.url}/canonical/train.de.gz", sha256=SHA)
+
+
+def leftovers(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if p.name.endswith(".part")]
+
+
+def test_canonical_url_success_lands_in_cache(server, tmp_path):
+    server.files["/canonical/train.de.gz"] = PAYLOAD
+    sources = Sources(cache_dir=tmp_path / "cache", backoff_s=0)
+    path = fetch(remote(server), "toy", sources)
+    assert path == tmp_path / "cache" / "toy" / "train.de.gz"
+    assert path.read_bytes() == PAYLOAD
+    assert not leftovers(tmp_path)
+
+
+def test_checksum_mismatch_is_rejected_and_next_source_tried(server, tmp_path):
+    server.files["/bad/toy/train.de.gz"] = b"corrupted"
+    server.files["/good/toy/train.de.gz"] = PAYLOAD
+    sources = Sources(tmp_path / "cache", mirrors=(f"{server.url}/bad", f"{server.url}/good"), backoff_s=0)
+    path = fetch(remote(server), "toy", sources)
+    assert path.read_bytes() == PAYLOAD
+    assert server.requests == ["/bad/toy/train.de.gz", "/good/toy/train.de.gz"]
+    assert not leftovers(tmp_path)
+
+
+def test_404_then_directory_mirror(server, tmp_path):
+    mirror = tmp_path / "mirror"
+    (mirror / "toy").mkdir(parents=True)
+    (mirror / "toy" / "train.de.gz").write_bytes(PAYLOAD)
+    sources = Sources(tmp_path / "cache", mirrors=(f"{server.url}/missing", str(mirror)), backoff_s=0)
+    assert fetch(remote(server), "toy", sources).read_bytes() == PAYLOAD
+    assert server.requests == ["/missing/toy/train.de.gz"]  # never reached the canonical URL
+
+
+def test_cache_is_used_the_second_time(server, tmp_path):
+    server.files["/canonical/train.de.gz"] = PAYLOAD
+    sources = Sources(cache_dir=tmp_path / "cache", backoff_s=0)
+    fetch(remote(server), "toy", sources)
+    fetch(remote(server), "toy", sources)
+    assert server.requests == ["/canonical/train.de.gz"]
+
+
+def test_corrupt_cache_entry_is_replaced(server, tmp_path):
+    server.files["/canonical/train.de.gz"] = PAYLOAD
+    cached = tmp_path / "cache" / "toy" / "train.de.gz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"stale")
+    assert fetch(remote(server), "toy", Sources(tmp_path / "cache", backoff_s=0)).read_bytes() == PAYLOAD
+
+
+def test_transient_server_errors_are_retried(server, tmp_path):
+    server.files["/canonical/train.de.gz"] = PAYLOAD
+    server.failures["/canonical/train.de.gz"] = [503, 502]
+    sources = Sources(tmp_path / "cache", retries=3, backoff_s=0)
+    assert fetch(remote(server), "toy", sources).read_bytes() == PAYLOAD
+    assert len(server.requests) == 3
+
+
+def test_every_source_failing_lists_them_and_leaves_nothing(server, tmp_path):
+    server.files["/bad/toy/train.de.gz"] = b"corrupted"
+    sources = Sources(tmp_path / "cache", mirrors=(f"{server.url}/bad", str(tmp_path / "nomirror")),
+                      backoff_s=0)
+    with pytest.raises(DownloadError) as info:
+        fetch(remote(server), "toy", sources)
+    message = str(info.value)
+    assert "sha256 mismatch" in message and "no such file" in message and "HTTP 404" in message
+    assert "S2S_MIRROR" in message
+    assert not any((tmp_path / "cache").rglob("*.gz*"))
+
+
+def test_sources_from_environment(tmp_path):
+    env = {"S2S_CACHE": str(tmp_path), "S2S_MIRROR": "/a http://m/b"}
+    assert Sources.from_env(env) == Sources(cache_dir=tmp_path, mirrors=("/a", "http://m/b"))
+    assert Sources.from_env({}).cache_dir == Path.home() / ".cache" / "s2s"
+
+
+def test_custom_corpus_from_url_and_plain_path(server, tmp_path):
+    server.files["/mine/train.de.gz"] = PAYLOAD
+    plain = tmp_path / "train.en"
+    plain.write_text("A dog runs.\nTwo cats.\n", encoding="utf-8")
+    files = {split: {"src": f"{server.url}/mine/train.de.gz", "src_sha256": SHA, "tgt": str(plain)}
+             for split in ("train", "valid", "test")}
+    params = params_from_dict({"data": {"corpus": "custom", "test_sets": ["test"], "files": files}})
+    out = tmp_path / "raw"
+    download(params.data, out, Sources(tmp_path / "cache", backoff_s=0))
+    assert (out / "valid.de").read_text(encoding="utf-8") == "Ein Hund läuft.\nZwei Katzen.\n"
+    assert (out / "test.en").read_text(encoding="utf-8") == "A dog runs.\nTwo cats.\n"
+    assert not leftovers(tmp_path)
+
+
+def test_custom_corpus_errors_name_the_param(tmp_path):
+    missing = {"src": str(tmp_path / "missing.de"), "tgt": str(tmp_path / "missing.en")}
+    params = params_from_dict({"data": {"corpus": "custom", "test_sets": [], "files": {
+        "train": missing, "valid": missing}}})
+    with pytest.raises(DownloadError, match=r"data\.files\.train\.src: no such file"):
+        download(params.data, tmp_path / "raw", Sources(tmp_path / "cache"))
+    (tmp_path / "x").write_text("x\n")
+    wrong = {"src": str(tmp_path / "x"), "tgt": str(tmp_path / "x"), "tgt_sha256": "0" * 64}
+    params = params_from_dict({"data": {"corpus": "custom", "test_sets": [], "files": {
+        "train": wrong, "valid": wrong}}})
+    with pytest.raises(DownloadError, match=r"data\.files\.train\.tgt: .* does not match its sha256"):
+        download(params.data, tmp_path / "raw", Sources(tmp_path / "cache"))
+
+
+def test_custom_corpus_needs_files_for_every_split(tmp_path):
+    params = params_from_dict({"data": {"corpus": "custom", "test_sets": ["test"], "files": {}}})
+    with pytest.raises(DownloadError, match=r"data\.files: no files for split 'train'"):
+        download(params.data, tmp_path / "raw", Sources(tmp_path / "cache"))
+
+
+def test_unknown_language_and_split_are_errors(tmp_path):
+    with pytest.raises(DownloadError, match=r"data\.src: multi30k has no language 'xx'"):
+        download(params_from_dict({"data": {"src": "xx"}}).data, tmp_path, Sources(tmp_path))
+    with pytest.raises(DownloadError, match=r"data\.test_sets: multi30k has no split 'test_2099'"):
+        download(params_from_dict({"data": {"test_sets": ["test_2099"]}}).data, tmp_path, Sources(tmp_path))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the offline Multi30k mirror is not beside the checkout")
+def test_registry_checksums_match_the_published_files():
+    for name, digest in MULTI30K.sha256.items():
+        assert hashlib.sha256((SHARED / "multi30k" / name).read_bytes()).hexdigest() == digest, name

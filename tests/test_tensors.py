@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch
+
+from s2s.subword import BOS_ID, EOS_ID, PAD_ID
+from s2s.tensors import ParallelData, TensorError, collate, pack, save_split, token_batches
+
+
+def make_data(src_seqs, tgt_seqs) -> ParallelData:
+    src, src_off = pack(src_seqs)
+    tgt, tgt_off = pack(tgt_seqs)
+    return ParallelData({"src": src, "src_offsets": src_off, "tgt": tgt, "tgt_offsets": tgt_off})
+
+
+def test_round_trip_through_disk(tmp_path):
+    src_seqs = [[5, 6, 7], [8], [9, 10]]
+    tgt_seqs = [[11], [12, 13], [14, 15, 16, 17]]
+    src, src_off = pack(src_seqs)
+    assert src.dtype == torch.int32 and src_off.tolist() == [0, 3, 4, 6]
+    arrays = {"src": src, "src_offsets": src_off, "tgt": pack(tgt_seqs)[0], "tgt_offsets": pack(tgt_seqs)[1]}
+    save_split(arrays, tmp_path / "x.pt")
+    data = ParallelData.load(tmp_path / "x.pt")
+    assert [data.src(i).tolist() for i in range(3)] == src_seqs
+    assert [data.tgt(i).tolist() for i in range(3)] == tgt_seqs
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(TensorError, match="run `dvc repro tensorize`"):
+        ParallelData.load(tmp_path / "none.pt")
+
+
+def test_collate_adds_bos_eos_and_pads():
+    data = make_data([[5, 6], [7]], [[8], [9, 10, 11]])
+    batch = collate(data, np.array([0, 1]))
+    assert batch.src.tolist() == [[5, 6, EOS_ID], [7, EOS_ID, PAD_ID]]
+    assert batch.src_lens.tolist() == [3, 2]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 8, PAD_ID, PAD_ID], [BOS_ID, 9, 10, 11]]
+    assert batch.tgt_out.tolist() == [[8, EOS_ID, PAD_ID, PAD_ID], [9, 10, 11, EOS_ID]]
+    assert batch.n_tgt_tokens == 6
+
+
+def test_token_batches_cover_everything_once_within_budget():
+    rng = np.random.default_rng(0)
+    src_lens, tgt_lens = rng.integers(1, 40, 500), rng.integers(1, 40, 500)
+    for order_rng in (None, np.random.default_rng(1)):
+        batches = token_batches(src_lens, tgt_lens, 300, order_rng)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+        for b in batches:
+            width = int(np.maximum(src_lens[b], tgt_lens[b]).max()) + 1
+            assert len(b) * width <= 300 or len(b) == 1
+
+
+def test_token_batches_are_length_bucketed_and_seeded():
+    rng = np.random.default_rng(0)
+    lens = rng.integers(1, 60, 2000)
+    batches = token_batches(lens, lens, 500, np.random.default_rng(3))
+    padding = sum(int(lens[b].max()) * len(b) - int(lens[b].sum()) for b in batches)
+    assert padding / lens.sum() < 0.05
+    again = token_batches(lens, lens, 500, np.random.default_rng(3))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
