@@ -6,8 +6,12 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from s2s.config import Params, params_from_dict
+
+# Tests use one thread: small tensors gain nothing from more, and runs stay comparable.
+torch.set_num_threads(1)
 
 SRC_WORDS = ["ein", "zwei", "hund", "katze", "mann", "frau", "läuft", "sitzt", "rot", "blau",
              "auf", "dem", "gras", "tisch", "kind", "spielt", "ball", "groß", "klein", "haus"]
@@ -56,3 +60,13 @@ def tiny_corpus(tmp_path: Path) -> dict:
 @pytest.fixture
 def tiny_params(tiny_corpus: dict) -> Params:
     return params_from_dict(tiny_params_dict(tiny_corpus))
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path, tiny_params: Params):
+    """A project directory with download, clean, spm and tensorize done on the tiny corpus."""
+    from s2s import pipeline
+    layout = pipeline.Layout(tmp_path / "project")
+    for stage in ("download", "clean", "spm", "tensorize"):
+        pipeline.STAGES[stage](tiny_params, layout)
+    return layout

@@ -64,7 +64,7 @@ class CleanConfig:
 
 @dataclass(frozen=True)
 class SpmConfig:
-    vocab_size: int = _knob(8000, low=100, high=1_000_000, doc="SentencePiece vocabulary size")
+    vocab_size: int = _knob(8000, low=16, high=1_000_000, doc="SentencePiece vocabulary size")
     model_type: str = _knob("unigram", choices=("unigram", "bpe"), doc="SentencePiece algorithm")
     joint: bool = _knob(True, doc="one vocabulary for both languages")
     character_coverage: float = _knob(1.0, low=0.9, high=1.0, doc="share of characters covered")

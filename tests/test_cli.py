@@ -1,0 +1,38 @@
+import yaml
+from typer.testing import CliRunner
+
+from s2s.cli import app
+from test_train import run
+
+runner = CliRunner()
+
+
+def test_info_prints_validated_params(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("model:\n  hidden: 64\n")
+    result = runner.invoke(app, ["info", "--params", str(path)])
+    assert result.exit_code == 0
+    assert yaml.safe_load(result.stdout)["model"]["hidden"] == 64
+
+
+def test_bad_params_exit_1_with_one_message(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("model:\n  hiden: 64\n")
+    result = runner.invoke(app, ["train", "--params", str(path), "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "model.hiden: unknown parameter; did you mean model.hidden?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_translate_stdin_to_stdout(tiny_project, tiny_params, monkeypatch):
+    run(tiny_project, tiny_params, tiny_project.model)
+    result = runner.invoke(app, ["translate", "--model", str(tiny_project.model)],
+                           input="ein hund läuft\n\nzwei katzen\n")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 3 and result.stdout.splitlines()[1] == ""
+
+
+def test_translate_rejects_invalid_utf8(tiny_project, tiny_params):
+    run(tiny_project, tiny_params, tiny_project.model)
+    result = runner.invoke(app, ["translate", "--model", str(tiny_project.model)], input=b"gut\n\xff\n")
+    assert result.exit_code == 1 and "stdin:2: invalid UTF-8" in result.output

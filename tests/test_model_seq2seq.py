@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from s2s.config import ModelConfig
+from s2s.model import Seq2Seq
+from s2s.subword import BOS_ID, EOS_ID, PAD_ID
+from s2s.tensors import pad
+
+CELLS = ["gru", "lstm"]
+
+
+def batch_of(sentences_src, sentences_tgt):
+    import numpy as np
+    src = pad([np.array(s) for s in sentences_src], suffix=EOS_ID)
+    lens = torch.tensor([len(s) + 1 for s in sentences_src])
+    tgt_in = pad([np.array(t) for t in sentences_tgt], prefix=BOS_ID)
+    tgt_out = pad([np.array(t) for t in sentences_tgt], suffix=EOS_ID)
+    return src, lens, tgt_in, tgt_out
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_padded_batch_gives_each_sentence_its_own_loss(cell):
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(cell=cell, emb=16, hidden=24, dropout=0.0), 40, 40).eval()
+    srcs = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15]]
+    tgts = [[20, 21], [22, 23, 24, 25, 26], [27]]
+    batched = model.token_losses(*batch_of(srcs, tgts)).sum(dim=1)
+    for i in range(3):
+        alone = model.token_losses(*batch_of([srcs[i]], [tgts[i]])).sum()
+        assert abs(alone.item() - batched[i].item()) < 1e-5
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("tie", [True, False])
+def test_gradient_reaches_every_parameter(cell, tie):
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(cell=cell, emb=8, hidden=12, enc_layers=2, dec_layers=2,
+                                tie_embeddings=tie), 30, 30)
+    model.token_losses(*batch_of([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]])).sum().backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_tied_embeddings_share_storage_and_count_once():
+    tied = Seq2Seq(ModelConfig(emb=8, hidden=12, tie_embeddings=True), 30, 30)
+    untied = Seq2Seq(ModelConfig(emb=8, hidden=12, tie_embeddings=False), 30, 30)
+    assert tied.output.weight is tied.decoder.embed.weight
+    readout_in = 12 + 12 + 8  # decoder state, context, embedding
+    untied_extra = 30 * 12 + (readout_in * 12 + 12) - (readout_in * 8 + 8)
+    assert untied.num_parameters() == tied.num_parameters() + untied_extra
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_overfits_twenty_pairs(cell):
+    from conftest import synthetic_pairs
+    torch.manual_seed(0)
+    vocab = {w: i + 4 for i, w in enumerate(sorted({w for s, t in synthetic_pairs(20) for w in (s + " " + t).split()}))}
+    pairs = synthetic_pairs(20)
+    batch = batch_of([[vocab[w] for w in s.split()] for s, _ in pairs],
+                     [[vocab[w] for w in t.split()] for _, t in pairs])
+    model = Seq2Seq(ModelConfig(cell=cell, emb=32, hidden=64, dropout=0.0), len(vocab) + 4, len(vocab) + 4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    n_tokens = int((batch[3] != PAD_ID).sum())
+    for _ in range(150):
+        loss = model.token_losses(*batch).sum() / n_tokens
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.05

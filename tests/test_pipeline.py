@@ -1,0 +1,98 @@
+"""The stages end to end: in-process on the tiny corpus, then for real through `dvc repro`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from s2s import pipeline
+from s2s.config import params_from_dict, params_to_dict
+from conftest import tiny_params_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_stages_write_their_contract(tiny_project, tiny_params):
+    layout = tiny_project
+    data = json.loads((layout.metrics / "data.json").read_text())
+    assert data["train"]["lines_in"] == 300 and set(data) == {"train", "valid", "test"}
+    pipeline.train(tiny_params, layout)
+    pipeline.evaluate(tiny_params, layout)
+    train = json.loads((layout.metrics / "train.json").read_text())
+    assert set(train) == {"params", "epochs", "steps", "best_epoch", "best_valid_loss", "best_valid_ppl"}
+    speed = json.loads((layout.metrics / "speed.json").read_text())
+    assert speed["device"] == "cpu" and speed["train_tgt_tokens_per_s"] > 0
+    scores = json.loads((layout.metrics / "eval.json").read_text())
+    assert set(scores) == {"valid", "test"}
+    for split, n_lines in (("valid", 40), ("test", 30)):
+        assert set(scores[split]) == {"bleu", "bleu_lc", "chrf", "ter", "signature"}
+        hyps = (layout.outputs / f"{split}.hyp").read_text(encoding="utf-8").splitlines()
+        assert len(hyps) == n_lines
+    assert (layout.train_plots / "plots" / "metrics" / "valid" / "loss.tsv").exists()
+
+
+def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1")
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path, tiny_corpus: dict) -> Path:
+    """A git + DVC repository with the project's dvc.yaml and code, and tiny params."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "dvc.yaml", repo)
+    shutil.copy(ROOT / ".gitignore", repo)
+    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    # dvc.yaml names every section, so params.yaml spells out every knob, like the project's.
+    full = params_to_dict(params_from_dict(tiny_params_dict(tiny_corpus)))
+    (repo / "params.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
+    git(repo, "init", "-q")
+    assert dvc(repo, "init", "-q").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tiny")
+    return repo
+
+
+@pytest.mark.slow
+def test_dvc_repro_then_an_experiment_changes_the_parameter_count(dvc_repo):
+    result = dvc(dvc_repo, "repro")
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = json.loads((dvc_repo / "metrics" / "train.json").read_text())
+    assert json.loads((dvc_repo / "metrics" / "eval.json").read_text())["test"]["bleu"] >= 0
+    assert (dvc_repo / "dvc.lock").exists()
+    status = dvc(dvc_repo, "status", "--json")
+    assert json.loads(status.stdout) == {}, status.stdout
+    git(dvc_repo, "add", "-A")
+    git(dvc_repo, "commit", "-qm", "baseline")
+
+    result = dvc(dvc_repo, "exp", "run", "-S", "model.hidden=16")
+    assert result.returncode == 0, result.stdout + result.stderr
+    second = json.loads((dvc_repo / "metrics" / "train.json").read_text())
+    assert second["params"] < first["params"]
+    diff = dvc(dvc_repo, "metrics", "diff", "--json")
+    assert "metrics/train.json" in json.loads(diff.stdout)
+
+
+@pytest.mark.slow
+def test_a_typo_in_params_fails_the_stage_with_our_message(dvc_repo):
+    params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
+    params["model"]["hiden"] = 64
+    (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    result = dvc(dvc_repo, "repro", "download")
+    assert result.returncode != 0
+    assert "model.hiden: unknown parameter; did you mean model.hidden?" in result.stdout + result.stderr

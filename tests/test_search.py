@@ -1,0 +1,45 @@
+import numpy as np
+import torch
+
+from s2s.config import ModelConfig
+from s2s.model import Seq2Seq
+from s2s.search import LengthLimit, greedy
+from s2s.subword import EOS_ID
+from s2s.tensors import pad
+
+
+def model_and_batch(seed=0):
+    torch.manual_seed(seed)
+    model = Seq2Seq(ModelConfig(emb=16, hidden=24, dropout=0.0), 30, 30).eval()
+    srcs = [np.array(s) for s in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14])]
+    src = pad(srcs, suffix=EOS_ID)
+    lens = torch.tensor([len(s) + 1 for s in srcs])
+    return model, src, lens
+
+
+def test_length_limit():
+    assert LengthLimit(1.5, 10).of(torch.tensor([5, 1])).tolist() == [16, 10]
+
+
+def test_batched_greedy_equals_one_by_one_and_respects_max_length():
+    model, src, lens = model_and_batch()
+    limit = LengthLimit(1.0, 3)
+    batched = greedy(model, src, lens, limit)
+    for i in range(3):
+        alone = greedy(model, src[i:i + 1, :int(lens[i])], lens[i:i + 1], limit)
+        assert alone.tokens[0] == batched.tokens[i]
+        assert torch.allclose(alone.attention[0], batched.attention[i], atol=1e-6)
+        assert len(batched.tokens[i]) <= int(limit.of(lens[i:i + 1])[0])
+        assert EOS_ID not in batched.tokens[i]
+        assert batched.attention[i].shape == (len(batched.tokens[i]) + 1, int(lens[i]))
+
+
+def test_greedy_picks_the_argmax_each_step():
+    model, src, lens = model_and_batch(1)
+    hyp = greedy(model, src[:1], lens[:1], LengthLimit(2.0, 5)).tokens[0]
+    memory, state = model.start(model.encode(src[:1], lens[:1]))
+    token = torch.tensor([2])
+    for expected in hyp:
+        log_probs, state, _ = model.step_log_probs(token, state, memory)
+        assert int(log_probs.argmax()) == expected
+        token = torch.tensor([expected])
