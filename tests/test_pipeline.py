@@ -32,9 +32,14 @@ def test_stages_write_their_contract(tiny_project, tiny_params):
     scores = json.loads((layout.metrics / "eval.json").read_text())
     assert set(scores) == {"valid", "test"}
     for split, n_lines in (("valid", 40), ("test", 30)):
-        assert set(scores[split]) == {"bleu", "bleu_lc", "chrf", "ter", "signature"}
-        hyps = (layout.outputs / f"{split}.hyp").read_text(encoding="utf-8").splitlines()
-        assert len(hyps) == n_lines
+        assert set(scores[split]) == {"bleu", "bleu_lc", "chrf", "ter", "signature", "bleu_greedy"}
+        for name in (f"{split}.hyp", f"{split}.greedy.hyp"):
+            assert len((layout.outputs / name).read_text(encoding="utf-8").splitlines()) == n_lines
+    decode_speed = json.loads((layout.metrics / "decode_speed.json").read_text())
+    assert set(decode_speed["test"]) == {"beam5", "greedy"}
+    pngs = sorted(p.name for p in layout.attention_plots.glob("*.png"))
+    assert pngs == ["valid_0000.png", "valid_0001.png", "valid_0002.png", "valid_0003.png"]
+    assert (layout.attention_plots / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (layout.train_plots / "plots" / "metrics" / "valid" / "loss.tsv").exists()
 
 

@@ -3,7 +3,7 @@ import torch
 
 from s2s.config import ModelConfig
 from s2s.model import Seq2Seq
-from s2s.search import LengthLimit, greedy
+from s2s.search import LengthLimit, beam_search, greedy, length_penalty
 from s2s.subword import EOS_ID
 from s2s.tensors import pad
 
@@ -34,6 +34,7 @@ def test_batched_greedy_equals_one_by_one_and_respects_max_length():
         assert batched.attention[i].shape == (len(batched.tokens[i]) + 1, int(lens[i]))
 
 
+@torch.no_grad()
 def test_greedy_picks_the_argmax_each_step():
     model, src, lens = model_and_batch(1)
     hyp = greedy(model, src[:1], lens[:1], LengthLimit(2.0, 5)).tokens[0]
@@ -43,3 +44,36 @@ def test_greedy_picks_the_argmax_each_step():
         log_probs, state, _ = model.step_log_probs(token, state, memory)
         assert int(log_probs.argmax()) == expected
         token = torch.tensor([expected])
+
+
+def test_beam_one_is_exactly_greedy():
+    model, src, lens = model_and_batch(2)
+    limit = LengthLimit(1.5, 4)
+    greedy_tokens = greedy(model, src, lens, limit).tokens
+    beam_tokens = [hyps[0].tokens for hyps in beam_search(model, src, lens, limit, beam=1)]
+    assert beam_tokens == greedy_tokens
+
+
+@torch.no_grad()
+def test_batched_beam_equals_one_by_one_and_scores_are_sums_of_log_probs():
+    model, src, lens = model_and_batch(3)
+    limit = LengthLimit(1.5, 4)
+    batched = beam_search(model, src, lens, limit, beam=4, alpha=1.0, nbest=4)
+    for i in range(3):
+        alone = beam_search(model, src[i:i + 1, :int(lens[i])], lens[i:i + 1], limit, beam=4, alpha=1.0, nbest=4)
+        assert [h.tokens for h in alone[0]] == [h.tokens for h in batched[i]]
+        max_len = int(limit.of(lens[i:i + 1])[0])
+        for hyp in batched[i]:
+            assert len(hyp.tokens) <= max_len and EOS_ID not in hyp.tokens
+            # Rescore the hypothesis with teacher forcing: its score is the sum of its log-probs.
+            memory, state = model.start(model.encode(src[i:i + 1, :int(lens[i])], lens[i:i + 1]))
+            total, token = 0.0, torch.tensor([2])
+            for next_token in hyp.tokens + [EOS_ID]:
+                log_probs, state, _ = model.step_log_probs(token, state, memory)
+                total += float(log_probs[0, next_token])
+                token = torch.tensor([next_token])
+            assert abs(total - hyp.log_prob) < 1e-4
+            assert abs(hyp.score - hyp.log_prob / length_penalty(len(hyp.tokens) + 1, 1.0)) < 1e-6
+        scores = [h.score for h in batched[i]]
+        assert scores == sorted(scores, reverse=True)
+

@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-from s2s.config import TrainConfig
 from s2s.errors import S2SError
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData

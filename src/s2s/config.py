@@ -105,7 +105,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    beam: int = _knob(1, low=1, high=1, doc="beam size (1 = greedy)")
+    beam: int = _knob(5, low=1, high=100, doc="beam size (1 = greedy)")
+    len_penalty: float = _knob(1.0, low=0.0, high=5.0, doc="GNMT length penalty alpha (0 = none)")
     batch_size: int = _knob(64, low=1, doc="sentences per decoding batch")
     max_len_a: float = _knob(1.5, low=0.0, doc="max output length = a * src_len + b")
     max_len_b: int = _knob(10, low=0, doc="max output length = a * src_len + b")

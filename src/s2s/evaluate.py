@@ -1,7 +1,9 @@
-"""Scoring with sacreBLEU: decode each set, write hypotheses, compute BLEU/chrF/TER."""
+"""Scoring with sacreBLEU (decode, write hypotheses, BLEU/chrF/TER) and attention heatmaps."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 
 from s2s.clean import write_lines
 from s2s.errors import S2SError
+from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
 from s2s.translator import Translator
 
@@ -62,3 +65,39 @@ def evaluate_set(translator: Translator, data: ParallelData, references: list[st
     return SetScores(**scores, sentences=len(texts), tgt_tokens=sum(len(t) + 1 for t in hyps.tokens),
                      seconds=seconds)
 
+
+
+def plot_attention(translator: Translator, data: ParallelData, sentences: list[int], out_dir: Path) -> list[Path]:
+    """Greedy-decode ``sentences`` of ``data`` and save one attention heatmap PNG per sentence.
+
+    Source pieces run along the x axis, output pieces along the y axis; each
+    file is written through a .part file.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    greedy = translator if translator.beam == 1 else dataclasses.replace(translator, beam=1)
+    sources = [data.src(i) for i in sentences]
+    hyps = greedy.translate_ids(sources)
+    vocabs: Vocabs = translator.vocabs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, src, tokens, weights in zip(sentences, sources, hyps.tokens, hyps.attention):
+        x_labels = [vocabs.src.id_to_piece(int(t)) for t in src] + ["</s>"]
+        y_labels = [vocabs.tgt.id_to_piece(int(t)) for t in tokens] + ["</s>"]
+        fig, ax = plt.subplots(figsize=(0.35 * len(x_labels) + 2, 0.35 * len(y_labels) + 1.5))
+        ax.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_xticks(range(len(x_labels)), x_labels, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(y_labels)), y_labels, fontsize=8)
+        ax.set_xlabel("source pieces")
+        ax.set_ylabel("output pieces")
+        ax.set_title(f"attention, valid sentence {number}", fontsize=9)
+        fig.tight_layout()
+        path = out_dir / f"valid_{number:04d}.png"
+        part = path.with_name(path.name + ".part")
+        fig.savefig(part, format="png", dpi=80, metadata={"Software": None})
+        plt.close(fig)
+        os.replace(part, path)
+        written.append(path)
+    return written

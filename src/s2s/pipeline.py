@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import os
-import time
 from pathlib import Path
 
 from s2s import clean as cleaning
@@ -23,6 +22,8 @@ from s2s.train import load_model, resolve_device, set_threads, train as train_mo
 from s2s.translator import Translator
 
 log = logging.getLogger(__name__)
+
+ATTENTION_PLOTS = 4  # heatmaps of the first valid sentences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Layout:
     def metrics(self) -> Path: return self.root / "metrics"
     @property
     def train_plots(self) -> Path: return self.root / "plots" / "train"
+    @property
+    def attention_plots(self) -> Path: return self.root / "plots" / "attention"
     @property
     def outputs(self) -> Path: return self.root / "outputs"
 
@@ -119,20 +122,34 @@ def train(params: Params, layout: Layout) -> None:
 
 
 def evaluate(params: Params, layout: Layout) -> None:
+    """Decode valid and every test set with the configured beam (and greedily, to compare)."""
     device = resolve_device(params.train.device)
     set_threads(params.train.threads)
     model, _ = load_model(layout.model, device)
-    translator = Translator(model, Vocabs.load(layout.spm), LengthLimit(params.eval.max_len_a,
-                            params.eval.max_len_b), params.eval.batch_size, params.clean.normalization)
+    greedy = Translator(model, Vocabs.load(layout.spm), LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
+                        params.eval.batch_size, params.clean.normalization)
+    decoders = {f"beam{params.eval.beam}": dataclasses.replace(greedy, beam=params.eval.beam,
+                                                                len_penalty=params.eval.len_penalty)}
+    if params.eval.beam > 1:
+        decoders["greedy"] = greedy
     quality, speed = {}, {"device": str(device)}
     for split in ["valid", *params.data.test_sets]:
         references = cleaning.read_lines(layout.raw_corpus(params) / f"{split}.{params.data.tgt}")
-        started = time.perf_counter()
-        scores = scoring.evaluate_set(translator, ParallelData.load(layout.tensors / f"{split}.pt"),
-                                      references, layout.outputs / f"{split}.hyp")
-        quality[split], speed[split] = scores.quality(), scores.speed()
-        log.info("evaluate %s: BLEU %.2f, BLEU lc %.2f, chrF %.2f, TER %.2f (%.1f s)", split,
-                 scores.bleu, scores.bleu_lc, scores.chrf, scores.ter, time.perf_counter() - started)
+        data = ParallelData.load(layout.tensors / f"{split}.pt")
+        speed[split] = {}
+        for name, translator in decoders.items():
+            suffix = "" if name != "greedy" else ".greedy"
+            scores = scoring.evaluate_set(translator, data, references, layout.outputs / f"{split}{suffix}.hyp")
+            speed[split][name] = scores.speed()
+            if name == "greedy":
+                quality[split]["bleu_greedy"] = round(scores.bleu, 2)
+            else:
+                quality[split] = scores.quality()
+            log.info("evaluate %s (%s): BLEU %.2f, BLEU lc %.2f, chrF %.2f, TER %.2f, %.1f sentences/s",
+                     split, name, scores.bleu, scores.bleu_lc, scores.chrf, scores.ter,
+                     speed[split][name]["sentences_per_s"])
+    valid = ParallelData.load(layout.tensors / "valid.pt")
+    scoring.plot_attention(greedy, valid, list(range(min(ATTENTION_PLOTS, len(valid)))), layout.attention_plots)
     write_json(layout.metrics / "eval.json", quality)
     write_json(layout.metrics / "decode_speed.json", speed)
 

@@ -1,4 +1,9 @@
-"""Decoding: batched greedy search."""
+"""Decoding: batched greedy search and batched beam search.
+
+Both decode a whole batch in one tensor (all sentences, and all beams of a
+sentence); Python only loops over time steps, and over the hypotheses that
+end at a step to file them away.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from s2s.model import Seq2Seq
+from s2s.model.decoder import LayerState
 from s2s.subword import BOS_ID, EOS_ID
 
 
@@ -57,3 +63,81 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: Len
         hyps.append(seq[:length])
         maps.append(attn[row, :length + 1, :int(src_lens[row])])
     return Hypotheses(hyps, maps)
+
+
+@dataclass
+class Finished:
+    """One complete hypothesis: tokens (EOS stripped), summed log-prob, length-penalised score."""
+
+    tokens: list[int]
+    log_prob: float
+    score: float
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + length) / 6) ** alpha; alpha = 0 leaves scores unnormalised."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def _select_state(state: list[LayerState], index: torch.Tensor) -> list[LayerState]:
+    return [(h.index_select(0, index), None if c is None else c.index_select(0, index)) for h, c in state]
+
+
+@torch.no_grad()
+def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
+                beam: int, alpha: float = 1.0, nbest: int = 1) -> list[list[Finished]]:
+    """Batched beam search over ``src`` (batch, src_len); the ``nbest`` best hypotheses per sentence.
+
+    Every step scores all beams of all unfinished sentences at once: one
+    top-k over beam x vocabulary per sentence picks 2*beam candidates; those
+    ending in EOS among the best ``beam`` are filed as finished, the best
+    ``beam`` others go on. A sentence stops when it has ``beam`` finished
+    hypotheses or reaches its max length (where EOS is forced), and then
+    leaves the batch. Hypotheses are ranked by log-prob / length_penalty.
+    """
+    batch, k, device = src.size(0), beam, src.device
+    memory, state = model.start(model.encode(src, src_lens))
+    expand = torch.arange(batch, device=device).repeat_interleave(k)
+    memory, state = memory.index_select(expand), _select_state(state, expand)
+    max_out = limit.of(src_lens)                                      # (batch,)
+    active = torch.arange(batch, device=device)                       # sentence of each row
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0                                                # (rows, k) summed log-probs
+    tokens = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
+    history = torch.zeros((batch, k, 0), dtype=torch.long, device=device)  # (rows, k, t)
+    n_finished = torch.zeros(batch, dtype=torch.long, device=device)
+    finished: list[list[Finished]] = [[] for _ in range(batch)]
+    for t in range(int(max_out.max()) + 1):
+        rows = active.numel()
+        log_probs, state, _ = model.step_log_probs(tokens, state, memory)  # (rows*k, vocab)
+        vocab = log_probs.size(-1)
+        forced = (t >= max_out[active]).repeat_interleave(k)              # (rows*k,)
+        if bool(forced.any()):
+            only_eos = torch.full_like(log_probs, float("-inf"))
+            only_eos[:, EOS_ID] = log_probs[:, EOS_ID]
+            log_probs = torch.where(forced.unsqueeze(1), only_eos, log_probs)
+        candidates = (scores.view(-1, 1) + log_probs).view(rows, k * vocab)
+        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (rows, 2k)
+        from_beam, top_tokens = top_index // vocab, top_index % vocab
+        is_eos = top_tokens == EOS_ID
+        ending = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])      # (rows, k)
+        for row, rank in ending.nonzero().tolist():
+            sentence = int(active[row])
+            if len(finished[sentence]) < k:
+                seq = history[row, from_beam[row, rank]].tolist()
+                log_prob = float(top_scores[row, rank])
+                finished[sentence].append(Finished(seq, log_prob, log_prob / length_penalty(len(seq) + 1, alpha)))
+        n_finished.index_add_(0, active, ending.sum(dim=1))
+        go_on, order = top_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)  # (rows, k)
+        next_beam, next_tokens = from_beam.gather(1, order), top_tokens.gather(1, order)
+        keep = (n_finished[active] < k) & (t < max_out[active])           # (rows,)
+        if not bool(keep.any()):
+            break
+        kept = keep.nonzero().squeeze(1)                                  # (rows',)
+        flat = (kept.unsqueeze(1) * k + next_beam[kept]).view(-1)         # (rows'*k,)
+        state = _select_state(state, flat)
+        memory = memory.index_select(flat)
+        history = torch.cat([history.view(rows * k, -1).index_select(0, flat).view(len(kept), k, -1),
+                             next_tokens[kept].unsqueeze(2)], dim=2)
+        scores, tokens, active = go_on[kept], next_tokens[kept].view(-1), active[kept]
+    return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]

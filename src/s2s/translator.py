@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from s2s.clean import normalize
 from s2s.model import Seq2Seq
-from s2s.search import Hypotheses, LengthLimit, greedy
+from s2s.search import Hypotheses, LengthLimit, beam_search, greedy
 from s2s.subword import EOS_ID, Vocabs
 from s2s.tensors import pad
 
@@ -26,13 +26,18 @@ class Translator:
     limit: LengthLimit
     batch_size: int = 64
     normalization: str = "NFC"
+    beam: int = 1
+    len_penalty: float = 1.0
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def translate_ids(self, sources: Sequence[np.ndarray], progress: bool = False) -> Hypotheses:
-        """Decode id arrays (without EOS); batches are sorted by length, results in input order."""
+        """Decode id arrays (without EOS); batches are sorted by length, results in input order.
+
+        Greedy (beam 1) also returns attention maps; beam search returns empty ones.
+        """
         order = np.argsort([len(s) for s in sources], kind="stable")
         tokens: list[list[int]] = [[] for _ in sources]
         attention: list[torch.Tensor] = [torch.empty(0) for _ in sources]
@@ -43,9 +48,14 @@ class Translator:
             rows = order[start:start + self.batch_size]
             src = pad([np.asarray(sources[i]) for i in rows], suffix=EOS_ID).to(self.device)
             src_lens = torch.tensor([len(sources[i]) + 1 for i in rows], device=self.device)
-            hyps = greedy(self.model, src, src_lens, self.limit)
-            for row, seq, attn in zip(rows, hyps.tokens, hyps.attention):
-                tokens[row], attention[row] = seq, attn
+            if self.beam == 1:
+                hyps = greedy(self.model, src, src_lens, self.limit)
+                for row, seq, attn in zip(rows, hyps.tokens, hyps.attention):
+                    tokens[row], attention[row] = seq, attn
+            else:
+                best = beam_search(self.model, src, src_lens, self.limit, self.beam, self.len_penalty)
+                for row, hyps_of_row in zip(rows, best):
+                    tokens[row] = hyps_of_row[0].tokens
         return Hypotheses(tokens, attention)
 
     def detokenize(self, hyps: Hypotheses) -> list[str]:
