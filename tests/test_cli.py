@@ -36,3 +36,17 @@ def test_translate_rejects_invalid_utf8(tiny_project, tiny_params):
     run(tiny_project, tiny_params, tiny_project.model)
     result = runner.invoke(app, ["translate", "--model", str(tiny_project.model)], input=b"gut\n\xff\n")
     assert result.exit_code == 1 and "stdin:2: invalid UTF-8" in result.output
+
+
+def test_translate_files_with_beam(tiny_project, tiny_params, tmp_path):
+    run(tiny_project, tiny_params, tiny_project.model)
+    source = tmp_path / "in.de"
+    source.write_text("ein hund\nzwei katzen\n", encoding="utf-8")
+    out = {}
+    for beam in (1, 3):
+        target = tmp_path / f"out{beam}.en"
+        result = runner.invoke(app, ["translate", "-m", str(tiny_project.model), "--beam", str(beam),
+                                     "-i", str(source), "-o", str(target)])
+        assert result.exit_code == 0, result.output
+        out[beam] = target.read_text(encoding="utf-8").splitlines()
+    assert len(out[1]) == len(out[3]) == 2

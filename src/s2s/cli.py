@@ -58,6 +58,8 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
               input: Optional[Path] = typer.Option(None, "--input", "-i", help="input file (default stdin)"),
               output: Optional[Path] = typer.Option(None, "--output", "-o", help="output file (default stdout)"),
               batch_size: int = typer.Option(64, "--batch-size", min=1, help="sentences per batch"),
+              beam: Optional[int] = typer.Option(None, "--beam", min=1,
+                                                 help="beam size (default: eval.beam the model was trained with)"),
               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda")) -> None:
     """Translate raw text, one sentence per line, keeping the order."""
     from s2s.clean import decode_lines, read_lines, write_lines
@@ -72,7 +74,8 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
         params: Params = params_from_dict(checkpoint["params"], source=str(model))
         translator = Translator(net, Vocabs.load(Path(checkpoint["spm_dir"])),
                                 LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
-                                batch_size, params.clean.normalization)
+                                batch_size, params.clean.normalization,
+                                beam=beam or params.eval.beam, len_penalty=params.eval.len_penalty)
         lines = read_lines(input) if input else decode_lines(sys.stdin.buffer, "stdin")
         texts = translator.translate_lines(lines, progress=sys.stderr.isatty())
         if output:
