@@ -50,3 +50,12 @@ def test_translate_files_with_beam(tiny_project, tiny_params, tmp_path):
         assert result.exit_code == 0, result.output
         out[beam] = target.read_text(encoding="utf-8").splitlines()
     assert len(out[1]) == len(out[3]) == 2
+
+
+def test_translate_nbest_in_moses_format(tiny_project, tiny_params):
+    run(tiny_project, tiny_params, tiny_project.model)
+    result = runner.invoke(app, ["translate", "-m", str(tiny_project.model), "--beam", "3", "--nbest", "2"],
+                           input="ein hund\nzwei katzen\n")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4 and [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "1"]

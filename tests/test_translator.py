@@ -17,3 +17,24 @@ def test_lines_keep_order_and_empty_lines_stay_empty(tiny_project, tiny_params):
     assert out[0] == out[4]  # same input, same output, wherever it sits in the batches
     single = Translator(model, Vocabs.load(tiny_project.spm), LengthLimit(1.5, 5), batch_size=1)
     assert single.translate_lines(lines) == out
+
+
+def test_long_lines_are_truncated_with_a_warning(tiny_project, tiny_params, caplog):
+    run(tiny_project, tiny_params, tiny_project.model)
+    model, _ = load_model(tiny_project.model, torch.device("cpu"))
+    translator = Translator(model, Vocabs.load(tiny_project.spm), LengthLimit(1.5, 5), max_src_len=6)
+    out = translator.translate_lines(["ein hund", "ein hund " * 40])
+    assert len(out) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("line 2:") and "truncated to 6" in warnings[0]
+
+
+def test_nbest_lines_are_ranked(tiny_project, tiny_params):
+    run(tiny_project, tiny_params, tiny_project.model)
+    model, _ = load_model(tiny_project.model, torch.device("cpu"))
+    translator = Translator(model, Vocabs.load(tiny_project.spm), LengthLimit(1.5, 5), beam=4)
+    nbest = translator.nbest_lines(["ein hund läuft", ""], 3)
+    assert len(nbest[0]) == 3 and nbest[1] == [("", 0.0)]
+    scores = [score for _, score in nbest[0]]
+    assert scores == sorted(scores, reverse=True)
+    assert nbest[0][0][0] == translator.translate_lines(["ein hund läuft"])[0]

@@ -60,6 +60,10 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
               batch_size: int = typer.Option(64, "--batch-size", min=1, help="sentences per batch"),
               beam: Optional[int] = typer.Option(None, "--beam", min=1,
                                                  help="beam size (default: eval.beam the model was trained with)"),
+              nbest: int = typer.Option(1, "--nbest", min=1,
+                                        help="print the N best, Moses style: 'line ||| text ||| score'"),
+              max_src_len: int = typer.Option(250, "--max-src-len", min=1,
+                                              help="truncate longer inputs (in pieces), with a warning"),
               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda")) -> None:
     """Translate raw text, one sentence per line, keeping the order."""
     from s2s.clean import decode_lines, read_lines, write_lines
@@ -75,9 +79,15 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
         translator = Translator(net, Vocabs.load(Path(checkpoint["spm_dir"])),
                                 LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
                                 batch_size, params.clean.normalization,
-                                beam=beam or params.eval.beam, len_penalty=params.eval.len_penalty)
+                                beam=beam or params.eval.beam, len_penalty=params.eval.len_penalty,
+                                max_src_len=max_src_len)
         lines = read_lines(input) if input else decode_lines(sys.stdin.buffer, "stdin")
-        texts = translator.translate_lines(lines, progress=sys.stderr.isatty())
+        if nbest > 1:
+            texts = [f"{number} ||| {text} ||| {score:.4f}"
+                     for number, hyps in enumerate(translator.nbest_lines(lines, nbest, sys.stderr.isatty()))
+                     for text, score in hyps]
+        else:
+            texts = translator.translate_lines(lines, progress=sys.stderr.isatty())
         if output:
             write_lines(output, texts)
         else:

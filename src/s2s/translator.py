@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -12,9 +13,12 @@ from tqdm import tqdm
 
 from s2s.clean import normalize
 from s2s.model import Seq2Seq
-from s2s.search import Hypotheses, LengthLimit, beam_search, greedy
+from s2s.search import Finished, Hypotheses, LengthLimit, beam_search, greedy
 from s2s.subword import EOS_ID, Vocabs
 from s2s.tensors import pad
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -28,46 +32,78 @@ class Translator:
     normalization: str = "NFC"
     beam: int = 1
     len_penalty: float = 1.0
+    max_src_len: int = 250  # longer inputs are truncated (raw-text translation only)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def translate_ids(self, sources: Sequence[np.ndarray], progress: bool = False) -> Hypotheses:
-        """Decode id arrays (without EOS); batches are sorted by length, results in input order.
-
-        Greedy (beam 1) also returns attention maps; beam search returns empty ones.
-        """
+    def _decode_sorted(self, sources: Sequence[np.ndarray], decode_batch: Callable[[torch.Tensor, torch.Tensor], list[T]],
+                       progress: bool) -> list[T]:
+        """Run ``decode_batch(src, src_lens)`` over length-sorted batches; results in input order."""
         order = np.argsort([len(s) for s in sources], kind="stable")
-        tokens: list[list[int]] = [[] for _ in sources]
-        attention: list[torch.Tensor] = [torch.empty(0) for _ in sources]
+        results: list = [None] * len(sources)
         self.model.eval()
         starts = range(0, len(order), self.batch_size)
         for start in tqdm(starts, desc="decoding", disable=None if progress else True,
                           leave=False, file=sys.stderr):
             rows = order[start:start + self.batch_size]
-            src = pad([np.asarray(sources[i]) for i in rows], suffix=EOS_ID).to(self.device)
-            src_lens = torch.tensor([len(sources[i]) + 1 for i in rows], device=self.device)
-            if self.beam == 1:
+            src = pad([np.asarray(sources[i]) for i in rows], suffix=EOS_ID).to(self.device)  # (batch, src_len)
+            src_lens = torch.tensor([len(sources[i]) + 1 for i in rows], device=self.device)  # (batch,)
+            for row, result in zip(rows, decode_batch(src, src_lens)):
+                results[row] = result
+        return results
+
+    def translate_ids(self, sources: Sequence[np.ndarray], progress: bool = False) -> Hypotheses:
+        """Decode id arrays (without EOS) with greedy search (beam 1) or beam search.
+
+        Greedy also returns attention maps; beam search returns empty ones.
+        """
+        if self.beam == 1:
+            def decode(src: torch.Tensor, src_lens: torch.Tensor) -> list[tuple[list[int], torch.Tensor]]:
                 hyps = greedy(self.model, src, src_lens, self.limit)
-                for row, seq, attn in zip(rows, hyps.tokens, hyps.attention):
-                    tokens[row], attention[row] = seq, attn
-            else:
-                best = beam_search(self.model, src, src_lens, self.limit, self.beam, self.len_penalty)
-                for row, hyps_of_row in zip(rows, best):
-                    tokens[row] = hyps_of_row[0].tokens
-        return Hypotheses(tokens, attention)
+                return list(zip(hyps.tokens, hyps.attention))
+            pairs = self._decode_sorted(sources, decode, progress)
+            return Hypotheses([t for t, _ in pairs], [a for _, a in pairs])
+        best = self.nbest_ids(sources, 1, progress)
+        return Hypotheses([hyps[0].tokens for hyps in best], [torch.empty(0) for _ in best])
+
+    def nbest_ids(self, sources: Sequence[np.ndarray], nbest: int, progress: bool = False) -> list[list[Finished]]:
+        """The ``nbest`` best beam hypotheses of each source, best first."""
+        return self._decode_sorted(
+            sources, lambda src, src_lens: beam_search(self.model, src, src_lens, self.limit,
+                                                       max(self.beam, nbest), self.len_penalty, nbest),
+            progress)
 
     def detokenize(self, hyps: Hypotheses) -> list[str]:
         return [self.vocabs.tgt.decode(seq) for seq in hyps.tokens]
 
+    def encode_lines(self, lines: Sequence[str]) -> list[np.ndarray]:
+        """Normalise and SentencePiece-encode raw lines; too long ones are truncated with a warning."""
+        encoded = []
+        for number, line in enumerate(lines, start=1):
+            ids = self.vocabs.src.encode(normalize(line, self.normalization))
+            if len(ids) > self.max_src_len:
+                log.warning("line %d: %d source pieces, truncated to %d", number, len(ids), self.max_src_len)
+                ids = ids[:self.max_src_len]
+            encoded.append(np.asarray(ids, dtype=np.int64))
+        return encoded
+
     def translate_lines(self, lines: Sequence[str], progress: bool = False) -> list[str]:
-        """Raw text in, plain text out; empty lines stay empty."""
-        normalized = [normalize(line, self.normalization) for line in lines]
-        ids = [np.asarray(self.vocabs.src.encode(line), dtype=np.int64) for line in normalized]
-        keep = [i for i, line in enumerate(normalized) if line]
+        """Raw text in, plain text out, one line per line; empty lines stay empty."""
+        ids = self.encode_lines(lines)
+        keep = [i for i, seq in enumerate(ids) if len(seq)]
         texts = self.detokenize(self.translate_ids([ids[i] for i in keep], progress))
         out = [""] * len(lines)
         for i, text in zip(keep, texts):
             out[i] = text
+        return out
+
+    def nbest_lines(self, lines: Sequence[str], nbest: int, progress: bool = False) -> list[list[tuple[str, float]]]:
+        """The ``nbest`` best (text, score) of each raw line; an empty line gives [("", 0.0)]."""
+        ids = self.encode_lines(lines)
+        keep = [i for i, seq in enumerate(ids) if len(seq)]
+        out: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
+        for i, hyps in zip(keep, self.nbest_ids([ids[i] for i in keep], nbest, progress)):
+            out[i] = [(self.vocabs.tgt.decode(h.tokens), h.score) for h in hyps]
         return out
