@@ -1,6 +1,8 @@
 import torch
 
-from s2s.model.attention import BahdanauAttention
+import pytest
+
+from s2s.model.attention import BahdanauAttention, LuongAttention
 
 
 def test_weights_sum_to_one_and_ignore_padding():
@@ -19,3 +21,23 @@ def test_weights_sum_to_one_and_ignore_padding():
                             values2, mask)
     context0, _ = attention(torch.zeros(2, 6), attention.project_keys(values), values, mask)
     assert torch.allclose(context2[1], context0[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("score", ["general", "dot"])
+def test_luong_attends_from_every_step_at_once(score):
+    torch.manual_seed(0)
+    attention = LuongAttention(query_dim=4, key_dim=4, score=score)
+    values = torch.randn(2, 3, 4)
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    queries = torch.randn(2, 5, 4)
+    context, weights = attention(queries, attention.project_keys(values), values, mask)
+    assert context.shape == (2, 5, 4) and weights.shape == (2, 5, 3)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 5))
+    assert torch.all(weights[1, :, 1:] == 0) and torch.allclose(context[1], values[1, 0].expand(5, 4))
+    one, _ = attention(queries[:, 2:3], attention.project_keys(values), values, mask)
+    assert torch.allclose(one[:, 0], context[:, 2], atol=1e-6)
+
+
+def test_dot_needs_equal_sizes():
+    with pytest.raises(ValueError, match="dot attention needs"):
+        LuongAttention(query_dim=4, key_dim=6, score="dot")

@@ -7,6 +7,7 @@ from s2s.subword import BOS_ID, EOS_ID, PAD_ID
 from s2s.tensors import pad
 
 CELLS = ["gru", "lstm"]
+ATTENTIONS = ["bahdanau", "luong", "none"]
 
 
 def batch_of(sentences_src, sentences_tgt):
@@ -19,9 +20,13 @@ def batch_of(sentences_src, sentences_tgt):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_padded_batch_gives_each_sentence_its_own_loss(cell):
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_padded_batch_gives_each_sentence_its_own_loss(cell, attention, bidirectional):
     torch.manual_seed(0)
-    model = Seq2Seq(ModelConfig(cell=cell, emb=16, hidden=24, dropout=0.0), 40, 40).eval()
+    config = ModelConfig(cell=cell, attention=attention, bidirectional=bidirectional, emb=16, hidden=24,
+                         enc_layers=2, dec_layers=2, dropout=0.0)
+    model = Seq2Seq(config, 40, 40).eval()
     srcs = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15]]
     tgts = [[20, 21], [22, 23, 24, 25, 26], [27]]
     batched = model.token_losses(*batch_of(srcs, tgts)).sum(dim=1)
@@ -31,10 +36,11 @@ def test_padded_batch_gives_each_sentence_its_own_loss(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
 @pytest.mark.parametrize("tie", [True, False])
-def test_gradient_reaches_every_parameter(cell, tie):
+def test_gradient_reaches_every_parameter(cell, attention, tie):
     torch.manual_seed(0)
-    model = Seq2Seq(ModelConfig(cell=cell, emb=8, hidden=12, enc_layers=2, dec_layers=2,
+    model = Seq2Seq(ModelConfig(cell=cell, attention=attention, emb=8, hidden=12, enc_layers=2, dec_layers=2,
                                 tie_embeddings=tie), 30, 30)
     model.token_losses(*batch_of([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]])).sum().backward()
     for name, param in model.named_parameters():
@@ -50,15 +56,16 @@ def test_tied_embeddings_share_storage_and_count_once():
     assert untied.num_parameters() == tied.num_parameters() + untied_extra
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_overfits_twenty_pairs(cell):
+@pytest.mark.parametrize("cell, attention", [("gru", "bahdanau"), ("lstm", "luong")])
+def test_overfits_twenty_pairs(cell, attention):
     from conftest import synthetic_pairs
     torch.manual_seed(0)
     vocab = {w: i + 4 for i, w in enumerate(sorted({w for s, t in synthetic_pairs(20) for w in (s + " " + t).split()}))}
     pairs = synthetic_pairs(20)
     batch = batch_of([[vocab[w] for w in s.split()] for s, _ in pairs],
                      [[vocab[w] for w in t.split()] for _, t in pairs])
-    model = Seq2Seq(ModelConfig(cell=cell, emb=32, hidden=64, dropout=0.0), len(vocab) + 4, len(vocab) + 4)
+    config = ModelConfig(cell=cell, attention=attention, emb=32, hidden=64, dropout=0.0)
+    model = Seq2Seq(config, len(vocab) + 4, len(vocab) + 4)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     n_tokens = int((batch[3] != PAD_ID).sum())
     for _ in range(150):

@@ -26,7 +26,8 @@ def test_stages_write_their_contract(tiny_project, tiny_params):
     pipeline.train(tiny_params, layout)
     pipeline.evaluate(tiny_params, layout)
     train = json.loads((layout.metrics / "train.json").read_text())
-    assert set(train) == {"params", "epochs", "steps", "best_epoch", "best_valid_loss", "best_valid_ppl"}
+    assert set(train) == {"params", "epochs", "steps", "best_epoch", "best_valid_loss", "best_valid_ppl",
+                          "best_valid_bleu"}
     speed = json.loads((layout.metrics / "speed.json").read_text())
     assert speed["device"] == "cpu" and speed["train_tgt_tokens_per_s"] > 0
     scores = json.loads((layout.metrics / "eval.json").read_text())

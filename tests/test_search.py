@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from s2s.config import ModelConfig
@@ -8,9 +9,9 @@ from s2s.subword import EOS_ID
 from s2s.tensors import pad
 
 
-def model_and_batch(seed=0):
+def model_and_batch(seed=0, attention="bahdanau", cell="gru"):
     torch.manual_seed(seed)
-    model = Seq2Seq(ModelConfig(emb=16, hidden=24, dropout=0.0), 30, 30).eval()
+    model = Seq2Seq(ModelConfig(cell=cell, attention=attention, emb=16, hidden=24, dropout=0.0), 30, 30).eval()
     srcs = [np.array(s) for s in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14])]
     src = pad(srcs, suffix=EOS_ID)
     lens = torch.tensor([len(s) + 1 for s in srcs])
@@ -21,8 +22,10 @@ def test_length_limit():
     assert LengthLimit(1.5, 10).of(torch.tensor([5, 1])).tolist() == [16, 10]
 
 
-def test_batched_greedy_equals_one_by_one_and_respects_max_length():
-    model, src, lens = model_and_batch()
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
+def test_batched_greedy_equals_one_by_one_and_respects_max_length(cell, attention):
+    model, src, lens = model_and_batch(0, attention, cell)
     limit = LengthLimit(1.0, 3)
     batched = greedy(model, src, lens, limit)
     for i in range(3):
@@ -31,7 +34,8 @@ def test_batched_greedy_equals_one_by_one_and_respects_max_length():
         assert torch.allclose(alone.attention[0], batched.attention[i], atol=1e-6)
         assert len(batched.tokens[i]) <= int(limit.of(lens[i:i + 1])[0])
         assert EOS_ID not in batched.tokens[i]
-        assert batched.attention[i].shape == (len(batched.tokens[i]) + 1, int(lens[i]))
+        if attention != "none":
+            assert batched.attention[i].shape == (len(batched.tokens[i]) + 1, int(lens[i]))
 
 
 @torch.no_grad()
@@ -46,8 +50,10 @@ def test_greedy_picks_the_argmax_each_step():
         token = torch.tensor([expected])
 
 
-def test_beam_one_is_exactly_greedy():
-    model, src, lens = model_and_batch(2)
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
+def test_beam_one_is_exactly_greedy(cell, attention):
+    model, src, lens = model_and_batch(2, attention, cell)
     limit = LengthLimit(1.5, 4)
     greedy_tokens = greedy(model, src, lens, limit).tokens
     beam_tokens = [hyps[0].tokens for hyps in beam_search(model, src, lens, limit, beam=1)]
@@ -55,8 +61,10 @@ def test_beam_one_is_exactly_greedy():
 
 
 @torch.no_grad()
-def test_batched_beam_equals_one_by_one_and_scores_are_sums_of_log_probs():
-    model, src, lens = model_and_batch(3)
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
+def test_batched_beam_equals_one_by_one_and_scores_are_sums_of_log_probs(cell, attention):
+    model, src, lens = model_and_batch(3, attention, cell)
     limit = LengthLimit(1.5, 4)
     batched = beam_search(model, src, lens, limit, beam=4, alpha=1.0, nbest=4)
     for i in range(3):

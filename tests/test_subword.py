@@ -33,3 +33,13 @@ def test_fixed_special_ids_and_joint_or_separate(tmp_path):
     assert not vocabs.joint
     assert vocabs.tgt.decode(vocabs.tgt.encode("a dog runs")) == "a dog runs"
     assert UNK_ID in vocabs.src.encode("Ж")
+
+
+def test_vocabularies_round_trip_through_bytes(tmp_path):
+    src, tgt = train_text(tmp_path)
+    for joint in (True, False):
+        train_subword(src, tgt, tmp_path / str(joint), SpmConfig(vocab_size=40, joint=joint))
+        vocabs = Vocabs.load(tmp_path / str(joint))
+        again = Vocabs.from_protos(vocabs.to_protos())
+        assert again.joint == joint
+        assert again.tgt.encode("a dog runs") == vocabs.tgt.encode("a dog runs")

@@ -1,18 +1,32 @@
 import dataclasses
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from s2s.config import params_to_dict
 from s2s.errors import S2SError
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import load_model, resolve_device, train
+from s2s.train import load_model, resolve_device, resolve_precision, train
 
 
-def run(layout, params, model_path):
+def run(layout, params, model_path, last_path=None, logger=None):
     return train(params, ParallelData.load(layout.tensors / "train.pt"),
-                 ParallelData.load(layout.tensors / "valid.pt"), Vocabs.load(layout.spm), layout.spm, model_path)
+                 ParallelData.load(layout.tensors / "valid.pt"), Vocabs.load(layout.spm), model_path,
+                 last_path or model_path.with_name(model_path.stem + ".last.pt"), logger)
+
+
+def with_train(params, **changes):
+    return dataclasses.replace(params, train=dataclasses.replace(params.train, **changes))
 
 
 class Recorder:
@@ -23,47 +37,118 @@ class Recorder:
         self.epochs.append((epoch, metrics))
 
 
-def test_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_project, tiny_params):
-    params = dataclasses.replace(tiny_params, train=dataclasses.replace(tiny_params.train, max_epochs=3))
+def test_training_lowers_the_loss_and_writes_a_self_contained_model(tiny_project, tiny_params):
     recorder = Recorder()
-    result = train(params, ParallelData.load(tiny_project.tensors / "train.pt"),
-                   ParallelData.load(tiny_project.tensors / "valid.pt"), Vocabs.load(tiny_project.spm),
-                   tiny_project.spm, tiny_project.model, recorder)
+    result = run(tiny_project, with_train(tiny_params, max_epochs=3), tiny_project.model, logger=recorder)
     losses = [m["valid/loss"] for _, m in recorder.epochs]
     assert [e for e, _ in recorder.epochs] == [1, 2, 3] and losses[-1] < losses[0]
-    assert set(recorder.epochs[0][1]) == {"train/loss", "valid/loss", "valid/ppl", "tokens_per_s", "lr"}
+    assert set(recorder.epochs[0][1]) == {"train/loss", "valid/loss", "valid/ppl", "valid/bleu", "lr",
+                                          "grad_norm", "tokens_per_s"}
     assert result.quality()["best_valid_ppl"] == pytest.approx(math.exp(min(losses)), rel=1e-4)
+    assert result.quality()["epochs"] == 3
     model, checkpoint = load_model(tiny_project.model, torch.device("cpu"))
-    assert checkpoint["epoch"] == result.best_epoch and checkpoint["step"] > 0
+    assert checkpoint["epoch"] == result.progress.best_epoch and checkpoint["step"] == result.progress.step
     assert checkpoint["params"]["model"]["hidden"] == 32 and not model.training
+    vocabs = Vocabs.from_protos(checkpoint["spm"])  # the model carries its vocabulary
+    assert vocabs.tgt.get_piece_size() == model.output.out_features
     assert not list(tiny_project.model.parent.glob("*.part"))
 
 
 def test_two_cpu_runs_are_identical(tiny_project, tiny_params, tmp_path):
-    first = run(tiny_project, tiny_params, tmp_path / "a.pt")
-    second = run(tiny_project, tiny_params, tmp_path / "b.pt")
+    first = run(tiny_project, tiny_params, tmp_path / "a" / "model.pt")
+    second = run(tiny_project, tiny_params, tmp_path / "b" / "model.pt")
     assert first.quality() == second.quality()
-    a = torch.load(tmp_path / "a.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b.pt", weights_only=False)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
 
 
 def test_early_stopping_after_patience(tiny_project, tiny_params, tmp_path):
     # A learning rate far too high makes the valid loss stop improving.
-    train_config = dataclasses.replace(tiny_params.train, max_epochs=10, lr=1.0, patience=1,
-                                       lr_schedule="constant")
-    result = run(tiny_project, dataclasses.replace(tiny_params, train=train_config), tmp_path / "m.pt")
-    assert result.epochs < 10 and result.epochs == result.best_epoch + 1
+    params = with_train(tiny_params, max_epochs=10, lr=1.0, patience=1, lr_schedule="constant")
+    result = run(tiny_project, params, tmp_path / "m.pt")
+    assert result.quality()["epochs"] < 10
+    assert result.quality()["epochs"] == result.progress.best_epoch + 1
 
 
-def test_cuda_request_without_cuda_is_a_clear_error():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(S2SError, match="train.device: cuda requested"):
-        resolve_device("cuda")
-    assert resolve_device("auto") == torch.device("cpu")
+@pytest.mark.parametrize("schedule", ["inverse_sqrt", "constant", "plateau"])
+def test_schedules_and_bleu_early_stopping_and_accumulation_train(tiny_project, tiny_params, tmp_path, schedule):
+    params = with_train(tiny_params, lr_schedule=schedule, warmup_steps=5, early_stop_metric="bleu", accumulate=2)
+    recorder = Recorder()
+    run(tiny_project, params, tmp_path / "m.pt", logger=recorder)
+    lrs = [m["lr"] for _, m in recorder.epochs]
+    if schedule == "constant":
+        assert lrs == [params.train.lr] * 2
+    if schedule == "inverse_sqrt":
+        assert lrs[0] != lrs[1]
+
+
+def test_precision_and_device_errors():
+    assert resolve_precision("auto", torch.device("cpu")) is None
+    assert resolve_precision("bf16", torch.device("cuda")) == torch.bfloat16
+    with pytest.raises(S2SError, match="train.precision: bf16 needs a CUDA device"):
+        resolve_precision("bf16", torch.device("cpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(S2SError, match="train.device: cuda requested"):
+            resolve_device("cuda")
+        assert resolve_device("auto") == torch.device("cpu")
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(S2SError, match="dvc repro train"):
         load_model(tmp_path / "none.pt", torch.device("cpu"))
+
+
+def start_training(root: Path, params: dict) -> subprocess.Popen:
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.Popen([sys.executable, "-m", "s2s.cli", "train", "--root", str(root)], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_checkpoint(last: Path, proc: subprocess.Popen, timeout: float = 120.0) -> dict:
+    """Poll until the resume checkpoint shows a run in the middle of an epoch after the first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        if last.exists():
+            progress = torch.load(last, weights_only=False)["progress"]
+            if progress["epoch"] >= 2 and progress["batches_done"] > 0:
+                return progress
+        time.sleep(0.02)
+    raise AssertionError("no mid-epoch checkpoint appeared")
+
+
+@pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM])
+def test_an_interrupted_run_resumes_to_the_same_model(tiny_project, tiny_params, kill):
+    # More data and epochs than the other tests, so there is time to interrupt mid-epoch.
+    params = params_to_dict(with_train(tiny_params, max_epochs=4, checkpoint_every=2, batch_tokens=120))
+    from s2s import pipeline
+    reference = pipeline.Layout(tiny_project.root.parent / "reference")
+    os.makedirs(reference.root)
+    for name in ("data",):
+        subprocess.run(["cp", "-r", str(tiny_project.root / name), str(reference.root)], check=True)
+    proc = start_training(reference.root, params)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+
+    proc = start_training(tiny_project.root, params)
+    progress = wait_for_checkpoint(tiny_project.last_checkpoint, proc)
+    proc.send_signal(kill)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode != 0
+    if kill == signal.SIGTERM:
+        assert "run the stage again to resume" in output
+    assert not tiny_project.model.exists()
+    proc = start_training(tiny_project.root, params)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    assert "resuming from" in output and f"epoch {progress['epoch']}" in output
+    assert json.loads((tiny_project.metrics / "train.json").read_text()) == \
+        json.loads((reference.metrics / "train.json").read_text())
+    assert tiny_project.model.read_bytes() == reference.model.read_bytes()
+
+
+def test_a_finished_or_foreign_checkpoint_is_not_resumed(tiny_project, tiny_params, tmp_path):
+    last = tmp_path / "last.pt"
+    first = run(tiny_project, tiny_params, tmp_path / "a.pt", last)
+    again = run(tiny_project, tiny_params, tmp_path / "b.pt", last)  # finished: trains anew, same result
+    assert again.quality() == first.quality()
+    other = run(tiny_project, with_train(tiny_params, lr=0.01), tmp_path / "c.pt", last)
+    assert other.quality() != first.quality()

@@ -76,7 +76,7 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
     def action() -> None:
         net, checkpoint = load_model(model, resolve_device(device))
         params: Params = params_from_dict(checkpoint["params"], source=str(model))
-        translator = Translator(net, Vocabs.load(Path(checkpoint["spm_dir"])),
+        translator = Translator(net, Vocabs.from_protos(checkpoint["spm"]),
                                 LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
                                 batch_size, params.clean.normalization,
                                 beam=beam or params.eval.beam, len_penalty=params.eval.len_penalty,
@@ -106,4 +106,8 @@ def info(params: Path = ParamsOption) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m s2s.cli`
     app()

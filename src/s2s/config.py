@@ -74,7 +74,9 @@ class SpmConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     cell: str = _knob("gru", choices=("gru", "lstm"), doc="recurrent cell")
-    attention: str = _knob("bahdanau", choices=("bahdanau",), doc="attention mechanism")
+    attention: str = _knob("bahdanau", choices=("bahdanau", "luong", "none"),
+                           doc="bahdanau (additive, before the RNN, input feeding), luong (after the RNN), none")
+    attention_score: str = _knob("general", choices=("general", "dot"), doc="Luong score function")
     emb: int = _knob(256, low=8, high=8192, doc="embedding size")
     hidden: int = _knob(512, low=8, high=8192,
                         doc="decoder state size; a bidirectional encoder has hidden/2 per direction")
@@ -89,18 +91,24 @@ class ModelConfig:
 class TrainConfig:
     seed: int = _knob(1234, low=0, doc="seed of every random generator")
     device: str = _knob("auto", choices=("auto", "cpu", "cuda"), doc="auto = cuda when present")
+    precision: str = _knob("auto", choices=("auto", "fp32", "bf16"), doc="auto = bf16 autocast on CUDA, fp32 on CPU")
     threads: int = _knob(0, low=0, doc="CPU threads for torch (0 = all cores)")
-    batch_tokens: int = _knob(2500, low=16, doc="target tokens per batch (length-bucketed)")
-    max_epochs: int = _knob(10, low=1, doc="stop after this many epochs")
+    batch_tokens: int = _knob(2500, low=16, doc="padded tokens per batch (length-bucketed)")
+    accumulate: int = _knob(1, low=1, doc="batches per optimizer step (gradient accumulation)")
+    max_epochs: int = _knob(20, low=1, doc="stop after this many epochs")
     lr: float = _knob(0.002, low=1e-7, high=1.0, doc="Adam learning rate")
-    lr_schedule: str = _knob("plateau", choices=("plateau", "constant"),
-                             doc="plateau: multiply lr by lr_decay when valid loss does not improve")
+    lr_schedule: str = _knob("plateau", choices=("plateau", "inverse_sqrt", "constant"),
+                             doc="plateau: lr *= lr_decay when the valid metric stalls; inverse_sqrt: warmup")
     lr_decay: float = _knob(0.5, low=0.01, high=1.0, doc="factor of the plateau schedule")
     lr_patience: int = _knob(0, low=0, doc="epochs without improvement before the lr decays")
     min_lr: float = _knob(1e-5, low=0.0, doc="the plateau schedule never goes below this")
-    patience: int = _knob(3, low=1, doc="stop after this many epochs without a better valid loss")
+    warmup_steps: int = _knob(1000, low=1, doc="linear warmup of the inverse_sqrt schedule")
+    patience: int = _knob(3, low=1, doc="early stopping: epochs without a better valid metric")
+    early_stop_metric: str = _knob("loss", choices=("loss", "bleu"),
+                                   doc="valid loss, or greedy valid BLEU, decides the best epoch")
     clip_grad: float = _knob(1.0, low=0.0, doc="clip the gradient norm to this (0 = off)")
     label_smoothing: float = _knob(0.1, low=0.0, high=0.9, doc="label smoothing of the loss")
+    checkpoint_every: int = _knob(500, low=0, doc="steps between resume checkpoints (0 = epoch ends only)")
 
 
 @dataclass(frozen=True)

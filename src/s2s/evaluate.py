@@ -84,6 +84,8 @@ def plot_attention(translator: Translator, data: ParallelData, sentences: list[i
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for number, src, tokens, weights in zip(sentences, sources, hyps.tokens, hyps.attention):
+        if weights.numel() == 0:  # a model without attention
+            continue
         x_labels = [vocabs.src.id_to_piece(int(t)) for t in src] + ["</s>"]
         y_labels = [vocabs.tgt.id_to_piece(int(t)) for t in tokens] + ["</s>"]
         fig, ax = plt.subplots(figsize=(0.35 * len(x_labels) + 2, 0.35 * len(y_labels) + 1.5))

@@ -18,7 +18,7 @@ from s2s.config import Params
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import load_model, resolve_device, set_threads, train as train_model
+from s2s.train import load_model, resolve_device, resume_point, set_threads, train as train_model
 from s2s.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class Layout:
     def tensors(self) -> Path: return self.root / "data" / "tensors"
     @property
     def model(self) -> Path: return self.root / "models" / "model.pt"
+    @property
+    def last_checkpoint(self) -> Path: return self.root / "models" / "last.pt"
     @property
     def metrics(self) -> Path: return self.root / "metrics"
     @property
@@ -95,9 +97,9 @@ def tensorize(params: Params, layout: Layout) -> None:
 class DvcLiveLogger:
     """Per-epoch curves through dvclive under ``plots/train``; dvc.yaml declares them itself."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, resume: bool):
         from dvclive import Live
-        self.live = Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, report=None)
+        self.live = Live(dir=str(directory), resume=resume, dvcyaml=False, save_dvc_exp=False, report=None)
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
@@ -109,12 +111,14 @@ class DvcLiveLogger:
 
 
 def train(params: Params, layout: Layout) -> None:
+    """Train, or resume an interrupted training of the same params from ``models/last.pt``."""
     vocabs = Vocabs.load(layout.spm)
     train_data = ParallelData.load(layout.tensors / "train.pt")
     valid_data = ParallelData.load(layout.tensors / "valid.pt")
-    logger = DvcLiveLogger(layout.train_plots)
+    resuming = resume_point(layout.last_checkpoint, params, train_data) is not None
+    logger = DvcLiveLogger(layout.train_plots, resume=resuming)
     try:
-        result = train_model(params, train_data, valid_data, vocabs, layout.spm, layout.model, logger)
+        result = train_model(params, train_data, valid_data, vocabs, layout.model, layout.last_checkpoint, logger)
     finally:
         logger.close()
     write_json(layout.metrics / "train.json", result.quality())
@@ -125,8 +129,8 @@ def evaluate(params: Params, layout: Layout) -> None:
     """Decode valid and every test set with the configured beam (and greedily, to compare)."""
     device = resolve_device(params.train.device)
     set_threads(params.train.threads)
-    model, _ = load_model(layout.model, device)
-    greedy = Translator(model, Vocabs.load(layout.spm), LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
+    model, checkpoint = load_model(layout.model, device)
+    greedy = Translator(model, Vocabs.from_protos(checkpoint["spm"]), LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
                         params.eval.batch_size, params.clean.normalization)
     decoders = {f"beam{params.eval.beam}": dataclasses.replace(greedy, beam=params.eval.beam,
                                                                 len_penalty=params.eval.len_penalty)}

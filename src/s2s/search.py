@@ -33,7 +33,7 @@ class Hypotheses:
     """Decoded token ids per sentence (EOS stripped) and their attention maps."""
 
     tokens: list[list[int]]
-    attention: list[torch.Tensor]  # per sentence (out_len + 1, src_len), the row of EOS included
+    attention: list[torch.Tensor]  # per sentence (out_len + 1, src_len), EOS row included; empty without attention
 
 
 @torch.no_grad()
@@ -56,12 +56,12 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: Len
         if bool(done.all()):
             break
     out = torch.stack(outputs, dim=1).tolist()       # (batch, steps)
-    attn = torch.stack(attns, dim=1).cpu()           # (batch, steps, src_len)
+    attn = None if attns[0] is None else torch.stack(attns, dim=1).cpu()  # (batch, steps, src_len)
     hyps, maps = [], []
     for row, seq in enumerate(out):
         length = seq.index(EOS_ID) if EOS_ID in seq else len(seq)
         hyps.append(seq[:length])
-        maps.append(attn[row, :length + 1, :int(src_lens[row])])
+        maps.append(torch.empty(0) if attn is None else attn[row, :length + 1, :int(src_lens[row])])
     return Hypotheses(hyps, maps)
 
 

@@ -92,3 +92,17 @@ class Vocabs:
     @property
     def joint(self) -> bool:
         return self.src is self.tgt
+
+    def to_protos(self) -> dict[str, bytes]:
+        """The serialized models, to store inside a checkpoint."""
+        if self.joint:
+            return {"joint": self.src.serialized_model_proto()}
+        return {"src": self.src.serialized_model_proto(), "tgt": self.tgt.serialized_model_proto()}
+
+    @classmethod
+    def from_protos(cls, protos: dict[str, bytes]) -> "Vocabs":
+        if "joint" in protos:
+            joint = spm.SentencePieceProcessor(model_proto=protos["joint"])
+            return cls(src=joint, tgt=joint)
+        return cls(src=spm.SentencePieceProcessor(model_proto=protos["src"]),
+                   tgt=spm.SentencePieceProcessor(model_proto=protos["tgt"]))

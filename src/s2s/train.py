@@ -1,27 +1,48 @@
-"""The training loop: token-budget batches, Adam, clipping, early stopping, atomic checkpoints."""
+"""The training loop: token-budget batches, Adam, schedules, clipping, early stopping, resume.
+
+Two files come out of it. ``models/model.pt`` is the best model (weights,
+params, and the SentencePiece models, so it translates on its own).
+``models/last.pt`` is the resume checkpoint: model, optimizer, schedule, RNG
+state, progress and data position, written every ``train.checkpoint_every``
+steps, at every epoch end and on SIGINT/SIGTERM. Running training again with
+the same params continues from it, and on the CPU ends with the same bytes
+as a run that was never interrupted.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol
 
 import numpy as np
 import torch
+from sacrebleu.metrics import BLEU
 from tqdm import tqdm
 
 from s2s.config import ModelConfig, Params, TrainConfig, params_to_dict
 from s2s.errors import S2SError
 from s2s.model import Seq2Seq
+from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate, token_batches
+from s2s.translator import Translator
 
 log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(S2SError):
+    """SIGINT/SIGTERM: the checkpoint is saved and the stage can be run again to resume."""
 
 
 class EpochLogger(Protocol):
@@ -31,26 +52,44 @@ class EpochLogger(Protocol):
 
 
 @dataclass
+class Progress:
+    """Everything about where training stands, saved in the resume checkpoint."""
+
+    epoch: int = 1                # the epoch in progress (1-based)
+    batches_done: int = 0         # optimizer steps done within it
+    step: int = 0                 # optimizer steps in all
+    best_epoch: int = 0
+    best_valid_loss: float = math.inf
+    best_valid_bleu: float = -math.inf
+    bad_epochs: int = 0
+    stopped: bool = False         # early stopping or max_epochs reached
+    epoch_loss: float = 0.0       # sums over the epoch in progress
+    epoch_tokens: int = 0
+    epoch_grad_norm: float = 0.0
+    epoch_seconds: float = 0.0
+    seconds: float = 0.0          # training time in all (validation excluded)
+    tokens: int = 0
+
+
+@dataclass
 class TrainResult:
     """Reproducible figures (quality) and run-dependent ones (speed), kept apart."""
 
     params: int
-    epochs: int
-    steps: int
-    best_epoch: int
-    best_valid_loss: float
-    seconds: float
-    tgt_tokens_per_s: float
+    progress: Progress
     device: str
 
     def quality(self) -> dict:
-        return {"params": self.params, "epochs": self.epochs, "steps": self.steps,
-                "best_epoch": self.best_epoch, "best_valid_loss": round(self.best_valid_loss, 6),
-                "best_valid_ppl": round(math.exp(self.best_valid_loss), 4)}
+        p = self.progress
+        return {"params": self.params, "epochs": p.epoch - 1, "steps": p.step, "best_epoch": p.best_epoch,
+                "best_valid_loss": round(p.best_valid_loss, 6),
+                "best_valid_ppl": round(math.exp(p.best_valid_loss), 4),
+                "best_valid_bleu": round(p.best_valid_bleu, 2)}
 
     def speed(self) -> dict:
-        return {"train_seconds": round(self.seconds, 1),
-                "train_tgt_tokens_per_s": round(self.tgt_tokens_per_s, 1), "device": self.device}
+        return {"train_seconds": round(self.progress.seconds, 1),
+                "train_tgt_tokens_per_s": round(self.progress.tokens / max(self.progress.seconds, 1e-9), 1),
+                "device": self.device}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,6 +105,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(name: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype: bf16 on CUDA for ``auto``/``bf16``, none (fp32) otherwise."""
+    if name == "bf16" and device.type != "cuda":
+        raise S2SError("train.precision: bf16 needs a CUDA device; use auto or fp32 on the CPU")
+    if name == "fp32" or device.type != "cuda":
+        return None
+    return torch.bfloat16
+
+
 def set_threads(threads: int) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
@@ -74,13 +122,17 @@ def build_model(config: ModelConfig, vocabs: Vocabs) -> Seq2Seq:
     return Seq2Seq(config, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size())
 
 
-def save_checkpoint(path: Path, model: Seq2Seq, params: Params, spm_dir: Path, **extra) -> None:
-    """Write weights + config + vocabulary path + extras to ``path`` through a .part file."""
+def _atomic_save(payload: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(params.model),
-                "params": params_to_dict(params), "spm_dir": str(spm_dir), **extra}, part)
+    torch.save(payload, part)
     os.replace(part, path)
+
+
+def save_model(path: Path, state: dict, params: Params, vocabs: Vocabs, **extra) -> None:
+    """Write a self-contained model: weights, params, SentencePiece models, extras."""
+    _atomic_save({"model": state, "model_config": dataclasses.asdict(params.model),
+                  "params": params_to_dict(params), "spm": vocabs.to_protos(), **extra}, path)
 
 
 def load_model(path: Path, device: torch.device) -> tuple[Seq2Seq, dict]:
@@ -95,13 +147,36 @@ def load_model(path: Path, device: torch.device) -> tuple[Seq2Seq, dict]:
     return model.to(device).eval(), checkpoint
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer,
-                   config: TrainConfig) -> Optional[torch.optim.lr_scheduler.ReduceLROnPlateau]:
-    """The per-epoch learning-rate schedule, stepped on the valid loss (None = constant)."""
-    if config.lr_schedule == "constant":
-        return None
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=config.lr_decay, patience=config.lr_patience, min_lr=config.min_lr)
+class Schedule:
+    """The learning-rate schedule: ``plateau`` (per epoch, on the early-stopping metric),
+    ``inverse_sqrt`` (per step, linear warmup then 1/sqrt decay) or ``constant``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig):
+        self.kind = config.lr_schedule
+        self.scheduler: Optional[object] = None
+        if self.kind == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min" if config.early_stop_metric == "loss" else "max",
+                factor=config.lr_decay, patience=config.lr_patience, min_lr=config.min_lr)
+        elif self.kind == "inverse_sqrt":
+            warmup = config.warmup_steps
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1))))
+
+    def after_step(self) -> None:
+        if self.kind == "inverse_sqrt":
+            self.scheduler.step()
+
+    def after_epoch(self, metric: float) -> None:
+        if self.kind == "plateau":
+            self.scheduler.step(metric)
+
+    def state_dict(self) -> dict:
+        return {} if self.scheduler is None else self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state)
 
 
 @torch.no_grad()
@@ -116,66 +191,174 @@ def validation_loss(model: Seq2Seq, data: ParallelData, batch_tokens: int, devic
     return total / tokens
 
 
-def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vocabs: Vocabs,
-          spm_dir: Path, model_path: Path, logger: Optional[EpochLogger] = None) -> TrainResult:
-    """Train until ``max_epochs`` or ``patience`` epochs without a better valid loss.
+def validation_bleu(translator: Translator, data: ParallelData) -> float:
+    """Greedy-decoded BLEU of a split against its SentencePiece-decoded references."""
+    hyps = translator.detokenize(translator.translate_ids([data.src(i) for i in range(len(data))]))
+    refs = [translator.vocabs.tgt.decode(data.tgt(i).tolist()) for i in range(len(data))]
+    return BLEU().corpus_score(hyps, [refs]).score
 
-    The best model (by valid loss) is written atomically to ``model_path``.
-    """
+
+def fingerprint(params: Params, train_data: ParallelData) -> str:
+    """What a resume checkpoint must match: the model and train params and the training data."""
+    train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in ("threads", "checkpoint_every")}
+    blob = json.dumps({"model": dataclasses.asdict(params.model), "train": train,
+                       "eval": dataclasses.asdict(params.eval)}, sort_keys=True).encode()
+    digest = hashlib.sha256(blob)
+    digest.update(train_data.src_ids.tobytes())
+    digest.update(train_data.tgt_ids.tobytes())
+    return digest.hexdigest()
+
+
+def resume_point(last_path: Path, params: Params, train_data: ParallelData,
+                 device: torch.device = torch.device("cpu")) -> Optional[dict]:
+    """The resume checkpoint if it exists, matches these params and data, and is unfinished."""
+    if not last_path.exists():
+        return None
+    checkpoint = torch.load(last_path, map_location=device, weights_only=False)
+    if checkpoint.get("fingerprint") != fingerprint(params, train_data) or checkpoint["progress"]["stopped"]:
+        log.info("%s belongs to other params or a finished run; training from scratch", last_path)
+        return None
+    return checkpoint
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[Callable[[], Optional[int]]]:
+    """Catch SIGINT/SIGTERM while training; yields a function returning the signal caught, if any."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: caught[0] if caught else None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _cpu_state(model: Seq2Seq) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vocabs: Vocabs,
+          model_path: Path, last_path: Path, logger: Optional[EpochLogger] = None) -> TrainResult:
+    """Train (or resume) until ``max_epochs`` or ``patience`` epochs without a better valid metric."""
     config: TrainConfig = params.train
     device = resolve_device(config.device)
+    dtype = resolve_precision(config.precision, device)
     set_threads(config.threads)
     torch.manual_seed(config.seed)
     model = build_model(params.model, vocabs).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = make_scheduler(optimizer, config)
-    log.info("model: %s parameters; device %s; %d training pairs",
-             f"{model.num_parameters():,}", device, len(train_data))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
+    schedule = Schedule(optimizer, config)
+    translator = Translator(model, vocabs, LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
+                            params.eval.batch_size)
+    progress, best_state = Progress(), _cpu_state(model)
+    key = fingerprint(params, train_data)
+    checkpoint = resume_point(last_path, params, train_data, device)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        schedule.load_state_dict(checkpoint["schedule"])
+        torch.set_rng_state(checkpoint["rng"])
+        progress, best_state = Progress(**checkpoint["progress"]), checkpoint["best_model"]
+        log.info("resuming from %s: epoch %d, step %d", last_path, progress.epoch, progress.step)
+    log.info("model: %s parameters; device %s%s; %d training pairs", f"{model.num_parameters():,}", device,
+             " (bf16 autocast)" if dtype else "", len(train_data))
 
-    best_loss, best_epoch, bad_epochs, step, epoch = math.inf, 0, 0, 0, 0
-    train_seconds, train_tokens = 0.0, 0
-    for epoch in range(1, config.max_epochs + 1):
-        model.train()
-        rng = np.random.default_rng([config.seed, epoch])
-        batches = token_batches(train_data.src_lens, train_data.tgt_lens, config.batch_tokens, rng)
-        epoch_loss, epoch_tokens, started = 0.0, 0, time.perf_counter()
-        for indices in tqdm(batches, desc=f"epoch {epoch}", disable=None, leave=False):
-            batch = collate(train_data, indices).to(device)
-            n_tokens = batch.n_tgt_tokens
+    def save_last() -> None:
+        _atomic_save({"fingerprint": key, "progress": dataclasses.asdict(progress), "model": model.state_dict(),
+                      "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                      "rng": torch.get_rng_state(), "best_model": best_state}, last_path)
+
+    with stop_requests() as stop_signal:
+        while not progress.stopped:
+            model.train()
+            rng = np.random.default_rng([config.seed, progress.epoch])
+            batches = token_batches(train_data.src_lens, train_data.tgt_lens, config.batch_tokens, rng)
+            groups = [batches[i:i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
+            bar = tqdm(groups[progress.batches_done:], desc=f"epoch {progress.epoch}", disable=None, leave=False)
+            for group in bar:
+                started = time.perf_counter()
+                loss, n_tokens, grad_norm = _optimizer_step(model, optimizer, train_data, group, config, device, dtype)
+                schedule.after_step()
+                seconds = time.perf_counter() - started
+                progress.step += 1
+                progress.batches_done += 1
+                progress.epoch_loss += loss
+                progress.epoch_tokens += n_tokens
+                progress.epoch_grad_norm += grad_norm
+                progress.epoch_seconds += seconds
+                progress.seconds += seconds
+                progress.tokens += n_tokens
+                caught = stop_signal()
+                if caught or (config.checkpoint_every and progress.step % config.checkpoint_every == 0):
+                    save_last()
+                if caught:
+                    raise TrainingInterrupted(
+                        f"stopped by signal {caught} at epoch {progress.epoch}, step {progress.step}; "
+                        f"the checkpoint is in {last_path}: run the stage again to resume")
+            best_state = _end_epoch(progress, len(groups), model, translator, valid_data, config, device,
+                                    schedule, optimizer, best_state, logger)
+            save_last()
+    save_model(model_path, best_state, params, vocabs, step=progress.step, epoch=progress.best_epoch,
+               valid_loss=progress.best_valid_loss, valid_bleu=progress.best_valid_bleu)
+    return TrainResult(params=model.num_parameters(), progress=progress, device=str(device))
+
+
+def _optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: ParallelData,
+                    group: list[np.ndarray], config: TrainConfig, device: torch.device,
+                    dtype: Optional[torch.dtype]) -> tuple[float, int, float]:
+    """One update from ``group`` (``accumulate`` batches); returns summed loss, tokens, grad norm."""
+    batches = [collate(data, indices).to(device) for indices in group]
+    n_tokens = sum(batch.n_tgt_tokens for batch in batches)
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for batch in batches:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = model.token_losses(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out,
                                       config.label_smoothing).sum()
-            optimizer.zero_grad(set_to_none=True)
-            (loss / n_tokens).backward()
-            if config.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            optimizer.step()
-            step += 1
-            epoch_loss += loss.item()
-            epoch_tokens += n_tokens
-        seconds = time.perf_counter() - started
-        train_seconds += seconds
-        train_tokens += epoch_tokens
-        valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
-        improved = valid_loss < best_loss
-        if improved:
-            best_loss, best_epoch, bad_epochs = valid_loss, epoch, 0
-            save_checkpoint(model_path, model, params, spm_dir, step=step, epoch=epoch,
-                            valid_loss=valid_loss)
-        else:
-            bad_epochs += 1
-        record = {"train/loss": epoch_loss / epoch_tokens, "valid/loss": valid_loss,
-                  "valid/ppl": math.exp(valid_loss), "tokens_per_s": epoch_tokens / seconds,
-                  "lr": optimizer.param_groups[0]["lr"]}
-        log.info("epoch %d: train loss %.4f, valid loss %.4f (ppl %.2f)%s, %.0f tgt tokens/s, %.0f s",
-                 epoch, record["train/loss"], valid_loss, record["valid/ppl"],
-                 " *best*" if improved else "", record["tokens_per_s"], seconds)
-        if logger is not None:
-            logger.log_epoch(epoch, record)
-        if scheduler is not None:
-            scheduler.step(valid_loss)
-        if bad_epochs >= config.patience:
-            log.info("early stopping: no better valid loss for %d epochs", bad_epochs)
-            break
-    return TrainResult(params=model.num_parameters(), epochs=epoch, steps=step, best_epoch=best_epoch,
-                       best_valid_loss=best_loss, seconds=train_seconds,
-                       tgt_tokens_per_s=train_tokens / max(train_seconds, 1e-9), device=str(device))
+        (loss / n_tokens).backward()
+        total += loss.item()
+    max_norm = config.clip_grad if config.clip_grad > 0 else math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+    optimizer.step()
+    return total, n_tokens, grad_norm
+
+
+def _end_epoch(progress: Progress, n_steps: int, model: Seq2Seq, translator: Translator,
+               valid_data: ParallelData, config: TrainConfig, device: torch.device, schedule: Schedule,
+               optimizer: torch.optim.Optimizer, best_state: dict, logger: Optional[EpochLogger]) -> dict:
+    """Validate, keep the best weights, step the schedule, log, decide on early stopping."""
+    valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
+    valid_bleu = validation_bleu(translator, valid_data)
+    if config.early_stop_metric == "loss":
+        improved, metric = valid_loss < progress.best_valid_loss, valid_loss
+    else:
+        improved, metric = valid_bleu > progress.best_valid_bleu, valid_bleu
+    if improved:
+        progress.best_epoch, progress.bad_epochs = progress.epoch, 0
+        progress.best_valid_loss, progress.best_valid_bleu = valid_loss, valid_bleu
+        best_state = _cpu_state(model)
+    else:
+        progress.bad_epochs += 1
+    record = {"train/loss": progress.epoch_loss / progress.epoch_tokens, "valid/loss": valid_loss,
+              "valid/ppl": math.exp(valid_loss), "valid/bleu": valid_bleu,
+              "lr": optimizer.param_groups[0]["lr"], "grad_norm": progress.epoch_grad_norm / n_steps,
+              "tokens_per_s": progress.epoch_tokens / max(progress.epoch_seconds, 1e-9)}
+    log.info("epoch %d: train loss %.4f, valid loss %.4f (ppl %.2f), valid BLEU %.2f%s, lr %.2g, "
+             "%.0f tgt tokens/s, %.0f s", progress.epoch, record["train/loss"], valid_loss, record["valid/ppl"],
+             valid_bleu, " *best*" if improved else "", record["lr"], record["tokens_per_s"], progress.epoch_seconds)
+    if logger is not None:
+        logger.log_epoch(progress.epoch, record)
+    schedule.after_epoch(metric)
+    if progress.bad_epochs >= config.patience:
+        log.info("early stopping: no better valid %s for %d epochs", config.early_stop_metric, progress.bad_epochs)
+        progress.stopped = True
+    elif progress.epoch >= config.max_epochs:
+        progress.stopped = True
+    progress.epoch += 1
+    progress.batches_done = 0
+    progress.epoch_loss, progress.epoch_tokens, progress.epoch_grad_norm, progress.epoch_seconds = 0.0, 0, 0.0, 0.0
+    return best_state

@@ -1,6 +1,7 @@
-"""Recurrent decoder with Bahdanau attention and input feeding of the context.
+"""Recurrent decoders: Bahdanau attention with input feeding, or Luong / no attention.
 
-At step ``t``, with ``s_{t-1}`` the previous top-layer state:
+Bahdanau (:class:`BahdanauDecoder`): at step ``t``, with ``s_{t-1}`` the
+previous top-layer state:
 
     c_t  = attention(s_{t-1}, encoder states)
     s_t  = RNN([E y_{t-1}; c_t], s_{t-1})                  (stacked layers)
@@ -11,18 +12,25 @@ The recurrence is written as gate math over the parameters of
 ``nn.GRUCell``/``nn.LSTMCell`` so that the embedding half of the first
 layer's input projection is one matrix product over all steps, and the
 readout and output layer run once over all steps after the loop.
+
+Luong and none (:class:`ParallelDecoder`): the RNN reads only the target
+history (with the fixed final encoder state as context for ``none``), so
+teacher forcing runs it over all steps in one ``nn.GRU``/``nn.LSTM`` call;
+Luong attention then attends from every ``s_t`` at once, and the readout is
+``tanh(W_o [s_t; c_t; E y_{t-1}])`` as above.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from s2s.config import ModelConfig
-from s2s.model.attention import BahdanauAttention
+from s2s.model.attention import BahdanauAttention, LuongAttention
 from s2s.model.encoder import EncoderOutput
 from s2s.subword import PAD_ID
 
@@ -62,22 +70,38 @@ def cell_step(cell: nn.Module, input_gates: torch.Tensor, state: LayerState) -> 
     return n + z * (h - n), None
 
 
-class Decoder(nn.Module):
+class Bridge(nn.Module):
+    """Each decoder layer's initial state = tanh(W · final encoder state); LSTM cells likewise."""
+
+    def __init__(self, enc_dim: int, hidden: int, layers: int, lstm: bool):
+        super().__init__()
+        self.layers = layers
+        self.hidden = nn.Linear(enc_dim, layers * hidden)
+        self.cell = nn.Linear(enc_dim, layers * hidden) if lstm else None
+
+    def forward(self, encoded: EncoderOutput) -> list[LayerState]:
+        h = torch.tanh(self.hidden(encoded.final)).chunk(self.layers, dim=-1)  # layers x (batch, hidden)
+        if self.cell is None:
+            return [(h_l, None) for h_l in h]
+        source = encoded.final_cell if encoded.final_cell is not None else encoded.final
+        c = torch.tanh(self.cell(source)).chunk(self.layers, dim=-1)
+        return list(zip(h, c))
+
+
+class BahdanauDecoder(nn.Module):
     """Stacked GRU/LSTM decoder with Bahdanau attention and input feeding."""
 
     def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
         super().__init__()
         self.emb_dim, self.hidden = config.emb, config.hidden
-        self.is_lstm = config.cell == "lstm"
         self.embed = nn.Embedding(vocab_size, config.emb, padding_idx=PAD_ID)
         self.dropout_p = config.dropout
         self.attention = BahdanauAttention(config.hidden, enc_dim, config.hidden)
-        cell = nn.LSTMCell if self.is_lstm else nn.GRUCell
+        cell = nn.LSTMCell if config.cell == "lstm" else nn.GRUCell
         self.cells = nn.ModuleList(
             [cell(config.emb + enc_dim, config.hidden)]
             + [cell(config.hidden, config.hidden) for _ in range(config.dec_layers - 1)])
-        self.bridge = nn.Linear(enc_dim, config.dec_layers * config.hidden)
-        self.bridge_cell = nn.Linear(enc_dim, config.dec_layers * config.hidden) if self.is_lstm else None
+        self.bridge = Bridge(enc_dim, config.hidden, config.dec_layers, config.cell == "lstm")
         self.output_dim = config.emb if config.tie_embeddings else config.hidden
         self.readout = nn.Linear(config.hidden + enc_dim + config.emb, self.output_dim)
 
@@ -85,14 +109,7 @@ class Decoder(nn.Module):
         return Memory(encoded.states, self.attention.project_keys(encoded.states), encoded.mask)
 
     def init_state(self, encoded: EncoderOutput) -> list[LayerState]:
-        """Bridge: each layer's initial state = tanh(W final encoder state)."""
-        layers = len(self.cells)
-        h = torch.tanh(self.bridge(encoded.final)).chunk(layers, dim=-1)  # layers x (batch, hidden)
-        if self.bridge_cell is None:
-            return [(h_l, None) for h_l in h]
-        source = encoded.final_cell if encoded.final_cell is not None else encoded.final
-        c = torch.tanh(self.bridge_cell(source)).chunk(layers, dim=-1)
-        return list(zip(h, c))
+        return self.bridge(encoded)
 
     def _embed_gates(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings (…, emb) and their share of the first layer's input gates (…, k*hidden)."""
@@ -151,3 +168,84 @@ class Decoder(nn.Module):
         embedded, emb_gates = self._embed_gates(tokens)
         context, state, weights = self._step(emb_gates, state, memory)
         return self._readout(state[-1][0], context, embedded), state, weights
+
+
+class ParallelDecoder(nn.Module):
+    """GRU/LSTM decoder with Luong attention after the RNN, or no attention (``none``).
+
+    With ``none`` the context is the final encoder state at every step, fed
+    to the RNN and to the readout (the classic encoder-decoder); the memory's
+    ``values`` and ``keys`` then hold it as (batch, 1, enc_dim).
+    """
+
+    def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, config.emb, padding_idx=PAD_ID)
+        self.dropout_p = config.dropout
+        self.is_lstm = config.cell == "lstm"
+        self.attention = (LuongAttention(config.hidden, enc_dim, config.attention_score)
+                          if config.attention == "luong" else None)
+        rnn = nn.LSTM if self.is_lstm else nn.GRU
+        rnn_input = config.emb if self.attention is not None else config.emb + enc_dim
+        self.rnn = rnn(rnn_input, config.hidden, num_layers=config.dec_layers, batch_first=True,
+                       dropout=config.dropout if config.dec_layers > 1 else 0.0)
+        self.bridge = Bridge(enc_dim, config.hidden, config.dec_layers, self.is_lstm)
+        self.output_dim = config.emb if config.tie_embeddings else config.hidden
+        self.readout = nn.Linear(config.hidden + enc_dim + config.emb, self.output_dim)
+
+    def memory(self, encoded: EncoderOutput) -> Memory:
+        if self.attention is None:
+            fixed = encoded.final.unsqueeze(1)  # (batch, 1, enc_dim)
+            return Memory(fixed, fixed, torch.ones_like(encoded.mask[:, :1]))
+        return Memory(encoded.states, self.attention.project_keys(encoded.states), encoded.mask)
+
+    def init_state(self, encoded: EncoderOutput) -> list[LayerState]:
+        return self.bridge(encoded)
+
+    def _run(self, embedded: torch.Tensor, state: list[LayerState], memory: Memory
+             ) -> tuple[torch.Tensor, list[LayerState], "torch.Tensor | None"]:
+        """Run the RNN over ``embedded`` (batch, steps, emb) and attend from every step.
+
+        Returns readouts (batch, steps, output_dim), the final state, and the
+        attention weights (batch, steps, src_len), or None without attention.
+        """
+        steps = embedded.size(1)
+        if self.attention is None:
+            context = memory.values.expand(-1, steps, -1)             # (batch, steps, enc_dim)
+            inputs = torch.cat([embedded, context], dim=-1)
+        else:
+            inputs = embedded
+        h0 = torch.stack([h for h, _ in state])                        # (layers, batch, hidden)
+        hx = (h0, torch.stack([c for _, c in state])) if self.is_lstm else h0
+        top, final = self.rnn(inputs, hx)                              # (batch, steps, hidden)
+        h_n, c_n = final if self.is_lstm else (final, None)
+        new_state = [(h_n[i], None if c_n is None else c_n[i]) for i in range(h_n.size(0))]
+        weights = None
+        if self.attention is not None:
+            context, weights = self.attention(top, memory.keys, memory.values, memory.mask)
+        out = torch.tanh(self.readout(torch.cat([top, context, embedded], dim=-1)))
+        return F.dropout(out, self.dropout_p, self.training), new_state, weights
+
+    def forward(self, tgt_in: torch.Tensor, encoded: EncoderOutput) -> tuple[torch.Tensor, "torch.Tensor | None"]:
+        """Teacher-forced decoding of ``tgt_in`` (batch, tgt_len): readouts (batch, tgt_len, output_dim)
+        and attention weights (batch, tgt_len, src_len) or None."""
+        embedded = F.dropout(self.embed(tgt_in), self.dropout_p, self.training)
+        readout, _, weights = self._run(embedded, self.init_state(encoded), self.memory(encoded))
+        return readout, weights
+
+    def step(self, tokens: torch.Tensor, state: list[LayerState],
+             memory: Memory) -> tuple[torch.Tensor, list[LayerState], "torch.Tensor | None"]:
+        """One step from tokens (batch,): readout (batch, output_dim), state, weights (batch, src_len) or None."""
+        embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training).unsqueeze(1)
+        readout, state, weights = self._run(embedded, state, memory)
+        return readout.squeeze(1), state, None if weights is None else weights.squeeze(1)
+
+
+Decoder = Union[BahdanauDecoder, ParallelDecoder]
+
+
+def build_decoder(vocab_size: int, enc_dim: int, config: ModelConfig) -> Decoder:
+    """The decoder that ``config.attention`` names."""
+    if config.attention == "bahdanau":
+        return BahdanauDecoder(vocab_size, enc_dim, config)
+    return ParallelDecoder(vocab_size, enc_dim, config)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from s2s.config import ModelConfig
-from s2s.model.decoder import Decoder, LayerState, Memory
+from s2s.model.decoder import LayerState, Memory, build_decoder
 from s2s.model.encoder import Encoder, EncoderOutput
 from s2s.subword import PAD_ID
 
@@ -24,7 +24,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = Encoder(src_vocab, config)
-        self.decoder = Decoder(tgt_vocab, self.encoder.output_dim, config)
+        self.decoder = build_decoder(tgt_vocab, self.encoder.output_dim, config)
         self.output = nn.Linear(self.decoder.output_dim, tgt_vocab)
         if config.tie_embeddings:
             self.output.weight = self.decoder.embed.weight
@@ -52,7 +52,8 @@ class Seq2Seq(nn.Module):
 
     def step_log_probs(self, tokens: torch.Tensor, state: list[LayerState], memory: Memory
                        ) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
-        """Log-probabilities of the next token (batch, tgt_vocab), new state, attention (batch, src_len)."""
+        """Log-probabilities of the next token (batch, tgt_vocab), new state, attention (batch, src_len)
+        (None for ``attention: none``)."""
         readout, state, weights = self.decoder.step(tokens, state, memory)
         return torch.log_softmax(self.output(readout).float(), dim=-1), state, weights
 
