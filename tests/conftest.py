@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from s2s.config import Params, params_from_dict
+from s2s.config import Params, params_from_dict, params_to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Tests use one thread: small tensors gain nothing from more, and runs stay comparable.
 torch.set_num_threads(1)
@@ -70,3 +77,36 @@ def tiny_project(tmp_path: Path, tiny_params: Params):
     for stage in ("download", "clean", "spm", "tensorize"):
         pipeline.STAGES[stage](tiny_params, layout)
     return layout
+
+
+def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1")
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def make_dvc_repo(repo: Path, files: dict) -> Path:
+    """A git + DVC repository with the project's dvc.yaml and code, and tiny params."""
+    repo.mkdir(parents=True)
+    shutil.copy(ROOT / "dvc.yaml", repo)
+    shutil.copy(ROOT / ".gitignore", repo)
+    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    # dvc.yaml names every section, so params.yaml spells out every knob, like the project's.
+    full = params_to_dict(params_from_dict(tiny_params_dict(files)))
+    (repo / "params.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
+    git(repo, "init", "-q")
+    assert dvc(repo, "init", "-q").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tiny")
+    return repo
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path, tiny_corpus: dict) -> Path:
+    return make_dvc_repo(tmp_path / "repo", tiny_corpus)

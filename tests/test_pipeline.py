@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from s2s import pipeline
-from s2s.config import params_from_dict, params_to_dict
-from conftest import tiny_params_dict
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import dvc, git
 
 
 def test_stages_write_their_contract(tiny_project, tiny_params):
@@ -42,36 +34,6 @@ def test_stages_write_their_contract(tiny_project, tiny_params):
     assert pngs == ["valid_0000.png", "valid_0001.png", "valid_0002.png", "valid_0003.png"]
     assert (layout.attention_plots / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (layout.train_plots / "plots" / "metrics" / "valid" / "loss.tsv").exists()
-
-
-def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_NO_ANALYTICS="1")
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                   capture_output=True)
-
-
-@pytest.fixture
-def dvc_repo(tmp_path: Path, tiny_corpus: dict) -> Path:
-    """A git + DVC repository with the project's dvc.yaml and code, and tiny params."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    shutil.copy(ROOT / ".gitignore", repo)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    # dvc.yaml names every section, so params.yaml spells out every knob, like the project's.
-    full = params_to_dict(params_from_dict(tiny_params_dict(tiny_corpus)))
-    (repo / "params.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
-    git(repo, "init", "-q")
-    assert dvc(repo, "init", "-q").returncode == 0
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "tiny")
-    return repo
 
 
 @pytest.mark.slow
