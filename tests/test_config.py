@@ -77,3 +77,15 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_overrides_like_dvc_set_param(tmp_path):
+    from s2s.config import load_params_with_overrides
+    path = tmp_path / "params.yaml"
+    path.write_text("model:\n  hidden: 64\n")
+    params = load_params_with_overrides(path, ["model.hidden=128", "train.lr=0.01", "model.cell=lstm"])
+    assert (params.model.hidden, params.train.lr, params.model.cell) == (128, 0.01, "lstm")
+    with pytest.raises(ConfigError, match=r"model\.hiden: unknown parameter"):
+        load_params_with_overrides(path, ["model.hiden=1"])
+    with pytest.raises(ConfigError, match="expected key.path=value"):
+        load_params_with_overrides(path, ["model.hidden"])

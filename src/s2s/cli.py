@@ -6,6 +6,7 @@ line on stderr and exit code 1.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -92,6 +93,44 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
             write_lines(output, texts)
         else:
             sys.stdout.write("".join(t + "\n" for t in texts))
+    _run(action)
+
+
+@app.command()
+def bench(params: Path = ParamsOption, root: Path = RootOption,
+          overrides: list[str] = typer.Option([], "--set-param", "-S", help="override a param: key.path=value"),
+          model: Optional[Path] = typer.Option(None, "--model", "-m",
+                                               help="trained model for the decoding figures (default: models/model.pt "
+                                                    "if it matches the params, else the untrained model)"),
+          steps: int = typer.Option(30, "--steps", min=1, help="timed training steps (after 5 warm-up steps)"),
+          out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the figures as JSON here")) -> None:
+    """Measure training and decoding speed of the current params on the real data."""
+    import json
+
+    from s2s.bench import bench as run_bench, format_table
+    from s2s.config import load_params_with_overrides
+    from s2s.pipeline import Layout, write_json
+    from s2s.subword import Vocabs
+    from s2s.tensors import ParallelData
+    from s2s.train import load_model, resolve_device, set_threads
+
+    def action() -> None:
+        config = load_params_with_overrides(params, overrides)
+        layout = Layout(root)
+        device = resolve_device(config.train.device)
+        set_threads(config.train.threads)
+        trained = None
+        model_path = model or layout.model
+        if model_path.exists():
+            net, checkpoint = load_model(model_path, device)
+            if checkpoint["model_config"] == json.loads(json.dumps(dataclasses.asdict(config.model))):
+                trained = net
+        result = run_bench(config, ParallelData.load(layout.tensors / "train.pt"),
+                           ParallelData.load(layout.tensors / f"{config.data.test_sets[0]}.pt"),
+                           Vocabs.load(layout.spm), device, trained, steps=steps)
+        typer.echo(format_table(result) + ("" if trained else "\n(decoding figures are of an untrained model)"))
+        if out:
+            write_json(out, {**result.to_dict(), "trained_model_for_decoding": trained is not None})
     _run(action)
 
 

@@ -142,6 +142,25 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return params_from_dict(raw, source=str(path))
 
 
+def load_params_with_overrides(path: str | Path, overrides: list[str]) -> Params:
+    """Like :func:`load_params`, with ``key.path=value`` overrides (values parsed as YAML), as in `dvc exp run -S`."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    raw = raw or {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r}: expected key.path=value, e.g. model.hidden=256")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {override!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return params_from_dict(raw, source=str(path))
+
+
 def params_from_dict(raw: Any, source: str = "params") -> Params:
     """Build :class:`Params` from a nested dict, validating every key and value."""
     try:
