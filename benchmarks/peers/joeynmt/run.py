@@ -1,0 +1,415 @@
+"""Peer benchmark: s2s against Joey NMT 2.3.0 at the identical architecture (issue 6), in one command.
+
+    .venv/bin/python benchmarks/peers/joeynmt/run.py --root /work/run-default --steps 300
+
+``--root`` is a project checkout where the data stages have run (data/clean,
+data/spm/spm.model, data/tensors, data/raw/multi30k). The script
+
+1. creates ``benchmarks/peers/joeynmt/.venv`` with Joey NMT 2.3.0 if it is missing
+   (torch==2.13.0 first, the CPU build from the local wheel, then joeynmt==2.3.0,
+   importlib_metadata and sentencepiece==0.2.0);
+2. gives Joey the same cleaned text, the same joint SentencePiece model (its
+   sentencepiece tokenizer, with a vocabulary file of the model's pieces in id
+   order) and the architecture of issue 6; builds both models and stops unless their
+   parameter counts agree within 2%;
+3. trains each for ``--steps`` updates from scratch (Adam 1e-3 constant, the same
+   label smoothing and clipping, no validation) and measures target tokens/s after
+   ``--warmup`` updates: Joey with its token batches of 4096 (padding counted, not
+   bucketed), s2s with length-bucketed batches whose budget is chosen so that the
+   mean real target tokens per batch matches Joey's;
+4. decodes test_2016_flickr with each trained model, greedy and beam 5 at batch 64,
+   and at batch 1 on the first ``--batch1-sentences``; sentences/s, and sacreBLEU of
+   the batch-64 outputs against the raw references;
+5. prints a table with the ratios s2s/Joey and writes everything to ``--out`` (JSON).
+
+Both sides use ``--threads`` torch threads (2 on the 2-core machine of issue 6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+VENV = HERE / ".venv"
+WORK = HERE / "work"
+JOEY_PACKAGES = [["torch==2.13.0"], ["joeynmt==2.3.0", "importlib_metadata", "sentencepiece==0.2.0"]]
+PARAM_TOLERANCE = 0.02
+JOEY_BATCH_TOKENS = 4096  # issue 6: Joey's token batches of 4096 (padding included)
+
+try:  # s2s comes from the project's environment; re-run under it when started with another python
+    import s2s  # noqa: F401
+except ImportError:
+    project_python = REPO / ".venv" / "bin" / "python"
+    if project_python.exists() and Path(sys.prefix).resolve() != project_python.parents[1].resolve():
+        os.execv(str(project_python), [str(project_python), __file__, *sys.argv[1:]])
+    sys.exit(f"s2s is not importable; run with the project's environment: {project_python} {__file__}")
+
+import numpy as np
+import torch
+from sacrebleu.metrics import BLEU
+
+from s2s.clean import read_lines
+from s2s.config import (
+    Params,
+    load_params_with_overrides,
+    params_from_dict,
+    params_to_dict,
+)
+from s2s.search import LengthLimit
+from s2s.subword import Vocabs
+from s2s.tensors import ParallelData, token_batches
+from s2s.train import _optimizer_step, build_model
+from s2s.translator import Translator
+
+# The architecture of issue 6, as s2s params (the Joey side is joey.yaml.tmpl).
+S2S_OVERRIDES = {"model.cell": "gru", "model.attention": "bahdanau", "model.emb": 256, "model.hidden": 512,
+                 "model.enc_layers": 1, "model.dec_layers": 1, "model.bidirectional": True,
+                 "model.dropout": 0.3, "model.tie_embeddings": False, "train.lr": 0.001,
+                 "train.lr_schedule": "constant", "train.accumulate": 1, "train.device": "cpu",
+                 "train.precision": "fp32"}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---------------------------------------------------------------- Joey's environment
+
+def ensure_joey_venv() -> Path:
+    """This folder's .venv with Joey NMT 2.3.0; created (in about a minute) when missing."""
+    python = VENV / "bin" / "python"
+    probe = ("import joeynmt, importlib_metadata, sentencepiece as s; "
+             "assert hasattr(s.SentencePieceProcessor, 'SetVocabulary')")
+    if python.exists() and subprocess.run([str(python), "-c", probe], capture_output=True, check=False).returncode == 0:
+        return python
+    log(f"creating {VENV} (torch 2.13.0 CPU, joeynmt 2.3.0, sentencepiece 0.2.0)")
+    shutil.rmtree(VENV, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    for packages in JOEY_PACKAGES:  # torch first, so joeynmt's dependency on torch is already met
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        *packages], check=True)
+    if subprocess.run([str(python), "-c", probe], check=False).returncode != 0:
+        sys.exit(f"{VENV}: Joey NMT does not import after installation")
+    return python
+
+
+def write_vocab(spm_model: Path, path: Path) -> int:
+    """Joey's vocabulary file: the SentencePiece pieces after the 4 specials, in id order, so that
+    Joey's ids are SentencePiece's (Joey puts <unk> <pad> <s> </s> first, pad and unk swapped)."""
+    import sentencepiece as spm
+
+    proc = spm.SentencePieceProcessor(model_file=str(spm_model))
+    specials = [proc.id_to_piece(i) for i in range(4)]
+    if specials != ["<pad>", "<unk>", "<s>", "</s>"]:
+        sys.exit(f"{spm_model}: unexpected special pieces {specials}")
+    pieces = [proc.id_to_piece(i) for i in range(4, proc.get_piece_size())]
+    if any(not p or any(c.isspace() or c in "\x1c\x1d\x1e\x85\u2028\u2029" for c in p) for p in pieces):
+        sys.exit(f"{spm_model}: a piece that a line-based vocabulary file cannot hold")
+    path.write_text("".join(p + "\n" for p in pieces), encoding="utf-8")
+    return proc.get_piece_size()
+
+
+def joey_config(root: Path, params: Params, steps: int, model_dir: Path, vocab: Path) -> Path:
+    logging_freq = 10 if steps >= 10 else 1
+    values = {"MODEL_DIR": model_dir, "SEED": params.train.seed, "TRAIN": root / "data/clean/train",
+              "DEV": root / "data/clean/valid", "SPM_MODEL": root / "data/spm/spm.model", "VOCAB": vocab,
+              "EMB": params.model.emb, "ENC_HIDDEN": params.model.hidden // 2, "DEC_HIDDEN": params.model.hidden,
+              "DROPOUT": params.model.dropout, "LR": params.train.lr,
+              "LABEL_SMOOTHING": params.train.label_smoothing, "CLIP_GRAD": params.train.clip_grad,
+              "BATCH_TOKENS": JOEY_BATCH_TOKENS, "STEPS": steps, "LOGGING_FREQ": logging_freq,
+              "VALIDATION_FREQ": logging_freq * (steps // logging_freq + 1), "BEAM_ALPHA": params.eval.len_penalty}
+    if params.train.clip_grad <= 0:
+        sys.exit("train.clip_grad must be > 0 here (Joey's clip_grad_norm)")
+    text = string.Template((HERE / "joey.yaml.tmpl").read_text()).substitute(
+        {k: str(v) for k, v in values.items()})
+    path = WORK / "joey.yaml"
+    path.write_text(text)
+    return path
+
+
+def run_joey(python: Path, config: Path, out: Path, threads: int, extra: list[str], log_path: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+    out.unlink(missing_ok=True)
+    with open(log_path, "w") as handle:
+        code = subprocess.run([str(python), str(HERE / "joey_side.py"), "--config", str(config), "--out", str(out),
+                               "--threads", str(threads), *extra], stdout=handle, stderr=subprocess.STDOUT,
+                              env=env, check=False).returncode
+    if code != 0 or not out.exists():
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-30:])
+        sys.exit(f"Joey NMT failed (exit {code}); last lines of {log_path}:\n{tail}")
+    return json.loads(out.read_text())
+
+
+def _same_joey_run(previous: dict, config: Path, joey_args: list[str], threads: int) -> bool:
+    decode = joey_args[joey_args.index("--decode") + 1:]
+    return (previous.get("config_text") == config.read_text() and previous.get("decode_specs") == decode
+            and previous.get("warmup") == int(joey_args[1]) and previous.get("threads") == threads)
+
+
+# ---------------------------------------------------------------- batch sizes
+
+
+def joey_batch_real_tokens(src_lens: np.ndarray, tgt_lens: np.ndarray, budget: int, epochs: int = 3,
+                           seed: int = 0) -> float:
+    """Mean real target tokens (pieces + EOS) per batch of Joey's TokenBatchSampler, replayed:
+    shuffled sentences are added until sentences x max(src+1, tgt+1) reaches the budget."""
+    rng = np.random.default_rng(seed)
+    totals, batches = 0, 0
+    for _ in range(epochs):
+        longest, count, real = 0, 0, 0
+        for i in rng.permutation(len(src_lens)):
+            longest = max(longest, int(max(src_lens[i], tgt_lens[i])) + 1)
+            count += 1
+            real += int(tgt_lens[i]) + 1
+            if longest * count >= budget:
+                totals, batches = totals + real, batches + 1
+                longest, count, real = 0, 0, 0
+        if count:
+            totals, batches = totals + real, batches + 1
+    return totals / batches
+
+
+def s2s_batch_real_tokens(data: ParallelData, budget: int, seed: int) -> float:
+    batches = token_batches(data.src_lens, data.tgt_lens, budget, np.random.default_rng(seed))
+    return float(sum(int(data.tgt_lens[b].sum()) + len(b) for b in batches) / len(batches))
+
+
+def match_batch_tokens(data: ParallelData, target: float, seed: int) -> int:
+    """The s2s ``batch_tokens`` whose mean real target tokens per batch is closest to ``target``."""
+    low, high = 64, 64 * JOEY_BATCH_TOKENS
+    while high - low > 1:  # the mean grows with the budget
+        mid = (low + high) // 2
+        low, high = (mid, high) if s2s_batch_real_tokens(data, mid, seed) < target else (low, mid)
+    return min((low, high), key=lambda b: abs(s2s_batch_real_tokens(data, b, seed) - target))
+
+
+# ---------------------------------------------------------------- the s2s side
+
+def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, warmup: int) -> tuple:
+    """``steps`` updates from scratch, as ``s2s train`` makes them (epoch-seeded length-bucketed
+    batches, ``_optimizer_step``); the rate is timed like Joey's, from update end to update end."""
+    config = params.train
+    device = torch.device("cpu")
+    torch.manual_seed(config.seed)
+    model = build_model(params.model, vocabs).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model.train()
+    records, epoch, began = [], 1, time.perf_counter()
+    while len(records) < steps:
+        batches = token_batches(data.src_lens, data.tgt_lens, config.batch_tokens,
+                                np.random.default_rng([config.seed, epoch]))
+        for indices in batches[:steps - len(records)]:
+            started = time.perf_counter()
+            loss, tokens, _ = _optimizer_step(model, optimizer, data, [indices], config, device, None)
+            width = int(data.tgt_lens[indices].max()) + 1
+            records.append({"begin": started, "end": time.perf_counter(), "tokens": tokens,
+                            "sentences": len(indices), "tgt_positions": len(indices) * width,
+                            "loss": loss / tokens})
+            if len(records) % 25 == 0:
+                log(f"s2s: update {len(records)}/{steps}")
+        epoch += 1
+    timed = records[warmup:]
+    wall = timed[-1]["end"] - (records[warmup - 1]["end"] if warmup else timed[0]["begin"])
+    tokens = sum(r["tokens"] for r in timed)
+    return model.eval(), {
+        "steps": len(records), "warmup_steps": warmup, "timed_steps": len(timed), "seconds": wall,
+        "tgt_tokens": tokens, "tgt_tokens_per_s": tokens / wall, "seconds_per_step": wall / len(timed),
+        "mean_tgt_tokens_per_batch": tokens / len(timed),
+        "mean_tgt_tokens_per_batch_all": sum(r["tokens"] for r in records) / len(records),
+        "mean_sentences_per_batch": sum(r["sentences"] for r in timed) / len(timed),
+        "padding_fraction": 1 - tokens / sum(r["tgt_positions"] for r in timed),
+        "mean_loss_first10": sum(r["loss"] for r in records[:10]) / len(records[:10]),
+        "mean_loss_last10": sum(r["loss"] for r in records[-10:]) / len(records[-10:]),
+        "train_wall_seconds": time.perf_counter() - began}
+
+
+def decode_s2s(model, vocabs: Vocabs, params: Params, lines: list[str], batch_size: int, beam: int) -> dict:
+    """Raw lines in, text out (SentencePiece encoding and decoding timed too, as in Joey's predict)."""
+    translator = Translator(model, vocabs, LengthLimit(params.eval.max_len_a, params.eval.max_len_b), batch_size,
+                            normalization=params.clean.normalization, beam=beam,
+                            len_penalty=params.eval.len_penalty)
+    began = time.perf_counter()
+    hyps = translator.translate_ids(translator.encode_lines(lines))
+    texts = translator.detokenize(hyps)
+    elapsed = time.perf_counter() - began
+    tokens = sum(len(t) + 1 for t in hyps.tokens)
+    return {"batch_size": batch_size, "beam": beam, "sentences": len(lines), "seconds": elapsed,
+            "sentences_per_s": len(lines) / elapsed, "tgt_tokens_per_s": tokens / elapsed, "hyps": texts}
+
+
+# ---------------------------------------------------------------- report
+
+def table(result: dict) -> str:
+    s, j = result["s2s"], result["joeynmt"]
+    rows = [("parameters", s["params"], j["params"], "{:,.0f}", None),
+            ("train: target tokens/s", s["train"]["tgt_tokens_per_s"], j["train"]["tgt_tokens_per_s"], "{:,.1f}", "x"),
+            ("train: seconds/update", s["train"]["seconds_per_step"], j["train"]["seconds_per_step"], "{:.3f}", None),
+            ("train: real target tokens/batch", s["train"]["mean_tgt_tokens_per_batch"],
+             j["train"]["mean_tgt_tokens_per_batch"], "{:,.0f}", None),
+            ("train: padding (target side)", s["train"]["padding_fraction"], j["train"]["padding_fraction"],
+             "{:.1%}", None)]
+    joey_decode = {d["name"]: d for d in j["decode"]}
+    for d in s["decode"]:
+        jd = joey_decode[d["name"]]
+        label = f"decode b{d['batch_size']} {'greedy' if d['beam'] == 1 else 'beam ' + str(d['beam'])} ({d['sentences']}): sent/s"
+        rows.append((label, d["sentences_per_s"], jd["sentences_per_s"], "{:,.1f}", "x"))
+    for name in ("greedy", "beam"):
+        if name in s["bleu"]:
+            rows.append((f"BLEU test 2016, {name} b64", s["bleu"][name], j["bleu"][name], "{:.2f}", "-"))
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [f"{'':<{width}}{'s2s':>14}{'Joey NMT':>14}{'s2s/Joey':>11}"]
+    for label, a, b, fmt, kind in rows:
+        ratio = f"{a / b:.2f}x" if kind == "x" else (f"{a - b:+.2f}" if kind == "-" else "")
+        lines.append(f"{label:<{width}}{fmt.format(a):>14}{fmt.format(b):>14}{ratio:>11}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True,
+                        help="checkout whose data stages have run (data/clean, data/spm, data/tensors, data/raw)")
+    parser.add_argument("--steps", type=int, default=300, help="training updates of each system")
+    parser.add_argument("--warmup", type=int, default=10, help="first updates left out of the rate")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of both systems")
+    parser.add_argument("--test-sentences", type=int, default=0,
+                        help="decode the first N test sentences at batch 64 (0 = all 1,000)")
+    parser.add_argument("--batch1-sentences", type=int, default=100,
+                        help="decode the first N test sentences at batch 1 (0 = skip)")
+    parser.add_argument("--beams", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--s2s-batch-tokens", type=int, default=0,
+                        help="s2s train.batch_tokens (0 = matched to Joey's real target tokens per batch)")
+    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[],
+                        help="extra s2s param override (key=value), applied after the benchmark's")
+    parser.add_argument("--out", type=Path, default=HERE / "result.json")
+    parser.add_argument("--reuse-joey", action="store_true",
+                        help="take Joey's figures from the last run (work/joey_result.json) when its config, "
+                             "steps and decoding sets are the same; for re-measuring s2s alone")
+    args = parser.parse_args()
+    if not 0 <= args.warmup < args.steps:
+        sys.exit("--warmup must be at least 0 and below --steps")
+    root = args.root.resolve()
+    for needed in ("data/clean/train.src", "data/clean/test_2016_flickr.src", "data/spm/spm.model",
+                   "data/tensors/train.pt", "data/raw/multi30k/test_2016_flickr.en"):
+        if not (root / needed).exists():
+            sys.exit(f"{root / needed}: missing; run the data stages there first (dvc repro tensorize)")
+    torch.set_num_threads(args.threads)
+    WORK.mkdir(exist_ok=True)
+
+    # ---- data and params
+    vocabs = Vocabs.load(root / "data/spm")
+    if not vocabs.joint:
+        sys.exit(f"{root}/data/spm: the benchmark needs the joint SentencePiece model (spm.joint: true)")
+    train_data = ParallelData.load(root / "data/tensors/train.pt")
+    base = root / "params.yaml"
+    overrides = [f"{k}={json.dumps(v)}" for k, v in S2S_OVERRIDES.items()] + [f"train.threads={args.threads}"]
+    params = load_params_with_overrides(base, overrides + args.overrides)  # defaults when it is missing
+    joey_target = joey_batch_real_tokens(train_data.src_lens, train_data.tgt_lens, JOEY_BATCH_TOKENS,
+                                         seed=params.train.seed)
+    batch_tokens = args.s2s_batch_tokens or match_batch_tokens(train_data, joey_target, params.train.seed)
+    raw = params_to_dict(params)
+    raw["train"]["batch_tokens"] = batch_tokens
+    params = params_from_dict(raw)
+    log(f"batches: Joey {JOEY_BATCH_TOKENS} tokens with padding -> {joey_target:,.0f} real target tokens per "
+        f"batch (replayed over 3 epochs); s2s train.batch_tokens={batch_tokens} -> "
+        f"{s2s_batch_real_tokens(train_data, batch_tokens, params.train.seed):,.0f}")
+
+    test_src = read_lines(root / "data/clean/test_2016_flickr.src")
+    refs = read_lines(root / "data/raw/multi30k/test_2016_flickr.en")
+    n_test = args.test_sentences or len(test_src)
+    n_b1 = min(args.batch1_sentences, n_test)
+    decode_sets = {"b64": (test_src[:n_test], 64)}
+    if n_b1:
+        decode_sets["b1"] = (test_src[:n_b1], 1)
+    for name, (lines, _) in decode_sets.items():  # source only: Joey's predict then scores nothing
+        (WORK / f"test_{name}.src").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        (WORK / f"test_{name}.tgt").unlink(missing_ok=True)
+    specs = [(name, batch, beam) for name, (_, batch) in decode_sets.items() for beam in args.beams]
+
+    # ---- Joey: environment, config, size check
+    python = ensure_joey_venv()
+    vocab_size = write_vocab(root / "data/spm/spm.model", WORK / "vocab.txt")
+    config = joey_config(root, params, args.steps, WORK / "joey_model", WORK / "vocab.txt")
+    log("Joey NMT: building the model")
+    joey_size = run_joey(python, config, WORK / "joey_size.json", args.threads, ["--count-only"],
+                         WORK / "joey_size.log")
+    torch.manual_seed(params.train.seed)
+    s2s_params = build_model(params.model, vocabs).num_parameters()
+    gap = abs(s2s_params - joey_size["params"]) / joey_size["params"]
+    log(f"parameters: s2s {s2s_params:,}, Joey NMT {joey_size['params']:,} ({gap:.2%} apart; "
+        f"vocabularies {vocab_size} / {joey_size['vocab']})")
+    if gap > PARAM_TOLERANCE:
+        sys.exit(f"FAIL: parameter counts differ by {gap:.2%} (> {PARAM_TOLERANCE:.0%}): not the same architecture")
+    if joey_size["tokenization_mismatches"]:
+        sys.exit(f"FAIL: Joey's ids differ from SentencePiece's on {joey_size['tokenization_mismatches']} "
+                 "training lines: not the same data")
+
+    # ---- Joey: train and decode
+    log(f"Joey NMT: training {args.steps} updates, then decoding (log: {WORK / 'joey.log'})")
+    decode_args = ["--decode", *[f"{n}_beam{k}={WORK / ('test_' + n)}:{b}:{k}" for n, b, k in specs]]
+    joey_args = ["--warmup", str(args.warmup), "--check-lines", "0", *decode_args]
+    previous = WORK / "joey_result.json"
+    if args.reuse_joey and previous.exists() and _same_joey_run(json.loads(previous.read_text()), config, joey_args,
+                                                                 args.threads):
+        log(f"Joey NMT: reusing {previous} (same config, steps and decoding sets)")
+        joey = json.loads(previous.read_text())
+    else:
+        if args.reuse_joey:
+            log("Joey NMT: no previous run with the same settings to reuse")
+        joey = run_joey(python, config, previous, args.threads, joey_args, WORK / "joey.log")
+    joey["params"] = joey_size["params"]
+    log(f"Joey NMT: {joey['train']['tgt_tokens_per_s']:,.1f} target tokens/s")
+
+    # ---- s2s: train and decode
+    log(f"s2s: training {args.steps} updates (batch_tokens {batch_tokens})")
+    model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup)
+    log(f"s2s: {s2s_train['tgt_tokens_per_s']:,.1f} target tokens/s; decoding")
+    s2s_decode = []
+    with torch.inference_mode():
+        for name, batch, beam in specs:
+            s2s_decode.append({"name": f"{name}_beam{beam}", **decode_s2s(model, vocabs, params,
+                                                                          decode_sets[name][0], batch, beam)})
+    s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
+           "train": s2s_train, "decode": s2s_decode}
+
+    # ---- BLEU and report
+    bleu = BLEU()
+    for system in (s2s, joey):
+        system["bleu"] = {}
+        for d in system["decode"]:
+            if d["batch_size"] == 64:
+                score = bleu.corpus_score(d["hyps"], [refs[:len(d["hyps"])]]).score
+                d["bleu"] = score
+                system["bleu"]["greedy" if d["beam"] == 1 else "beam"] = score
+                system["bleu_signature"] = str(bleu.get_signature())
+    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
+              "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
+              "joey_batch_tokens": JOEY_BATCH_TOKENS, "s2s_batch_tokens": batch_tokens,
+              "joey_replayed_tgt_tokens_per_batch": joey_target, "s2s_params": params_to_dict(params),
+              "joey_config": config.read_text(), "s2s": s2s, "joeynmt": joey}
+    result["ratios"] = {"train_tgt_tokens_per_s": s2s_train["tgt_tokens_per_s"] / joey["train"]["tgt_tokens_per_s"],
+                        **{f"decode_{d['name']}_sentences_per_s": d["sentences_per_s"] / jd["sentences_per_s"]
+                           for d, jd in zip(s2s["decode"], joey["decode"])},
+                        **{f"bleu_{k}_difference": s2s["bleu"][k] - joey["bleu"][k] for k in s2s["bleu"]}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    print()
+    print(f"s2s vs Joey NMT {joey['versions']['joeynmt']} (torch {torch.__version__}, {args.threads} threads), "
+          f"{args.steps} updates each, rates after {args.warmup}:")
+    print(table(result))
+    print(f"\nJSON: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
