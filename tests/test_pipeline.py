@@ -45,6 +45,10 @@ def test_dvc_repro_then_an_experiment_changes_the_parameter_count(dvc_repo):
     assert (dvc_repo / "dvc.lock").exists()
     status = dvc(dvc_repo, "status", "--json")
     assert json.loads(status.stdout) == {}, status.stdout
+    plots = json.loads(dvc(dvc_repo, "plots", "show", "--json").stdout)["data"]
+    images = [path for path, items in plots.items() if any(item.get("type") == "image" for item in items)]
+    assert sorted(images) == [f"plots/attention/valid_000{i}.png" for i in range(4)]
+    assert "plots/train/plots/metrics/valid/loss.tsv" in plots
     git(dvc_repo, "add", "-A")
     git(dvc_repo, "commit", "-qm", "baseline")
 
