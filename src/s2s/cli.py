@@ -105,8 +105,6 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
           steps: int = typer.Option(30, "--steps", min=1, help="timed training steps (after 5 warm-up steps)"),
           out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the figures as JSON here")) -> None:
     """Measure training and decoding speed of the current params on the real data."""
-    import json
-
     from s2s.bench import bench as run_bench, format_table
     from s2s.config import load_params_with_overrides
     from s2s.pipeline import Layout, write_json
@@ -123,7 +121,7 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
         model_path = model or layout.model
         if model_path.exists():
             net, checkpoint = load_model(model_path, device)
-            if checkpoint["model_config"] == json.loads(json.dumps(dataclasses.asdict(config.model))):
+            if checkpoint["model_config"] == dataclasses.asdict(config.model):
                 trained = net
         result = run_bench(config, ParallelData.load(layout.tensors / "train.pt"),
                            ParallelData.load(layout.tensors / f"{config.data.test_sets[0]}.pt"),
