@@ -54,6 +54,10 @@ def test_cross_field_checks():
         params_from_dict({"data": {"src": "en", "tgt": "en"}})
     with pytest.raises(ConfigError, match=r"model\.hidden: must be even"):
         params_from_dict({"model": {"hidden": 33}})
+    with pytest.raises(ConfigError, match=r"model\.share_src_tgt_embeddings: needs one vocabulary.*spm\.joint: true"):
+        params_from_dict({"model": {"share_src_tgt_embeddings": True}, "spm": {"joint": False}})
+    with pytest.raises(ConfigError, match=r"train\.average_last: 1 averages a single epoch"):
+        params_from_dict({"train": {"average_last": 1}})
 
 
 def test_defaults_fill_missing_keys_and_ints_count_as_floats():

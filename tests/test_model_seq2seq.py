@@ -56,6 +56,24 @@ def test_tied_embeddings_share_storage_and_count_once():
     assert untied.num_parameters() == tied.num_parameters() + untied_extra
 
 
+def test_shared_source_embedding_is_the_target_one_and_learns_from_both_sides():
+    torch.manual_seed(0)
+    config = ModelConfig(emb=8, hidden=12, tie_embeddings=True, share_src_tgt_embeddings=True)
+    shared, separate = Seq2Seq(config, 30, 30), Seq2Seq(ModelConfig(emb=8, hidden=12, tie_embeddings=True), 30, 30)
+    assert shared.encoder.embed.weight is shared.decoder.embed.weight is shared.output.weight
+    assert separate.num_parameters() - shared.num_parameters() == 30 * 8
+    src, lens, tgt_in, tgt_out = batch_of([[5, 6, 7]], [[10, 11]])
+    shared.token_losses(src, lens, tgt_in, tgt_out).sum().backward()
+    grad = shared.encoder.embed.weight.grad
+    assert grad[[5, 6, 7]].abs().sum() > 0 and grad[[10, 11]].abs().sum() > 0  # source and target rows
+
+
+def test_shared_embeddings_need_one_vocabulary():
+    from s2s.errors import S2SError
+    with pytest.raises(S2SError, match=r"share_src_tgt_embeddings.*30 pieces.*40.*spm\.joint: true"):
+        Seq2Seq(ModelConfig(emb=8, hidden=12, share_src_tgt_embeddings=True), 30, 40)
+
+
 @pytest.mark.parametrize("cell, attention", [("gru", "bahdanau"), ("lstm", "luong")])
 def test_overfits_twenty_pairs(cell, attention):
     from conftest import synthetic_pairs
@@ -73,4 +91,4 @@ def test_overfits_twenty_pairs(cell, attention):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert float(loss) < 0.05
+    assert loss.item() < 0.05

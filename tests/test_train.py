@@ -16,7 +16,7 @@ from s2s.config import params_to_dict
 from s2s.errors import S2SError
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import load_model, resolve_device, resolve_precision, train
+from s2s.train import average_states, load_model, resolve_device, resolve_precision, train, validation_loss
 
 
 def run(layout, params, model_path, last_path=None, logger=None):
@@ -81,6 +81,41 @@ def test_schedules_and_bleu_early_stopping_and_accumulation_train(tiny_project, 
         assert lrs[0] != lrs[1]
 
 
+def test_average_states_is_the_elementwise_mean():
+    first = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor([3])}
+    second = {"w": torch.tensor([2.0, 4.0]), "n": torch.tensor([5])}
+    averaged = average_states([first, second])
+    assert torch.equal(averaged["w"], torch.tensor([1.5, 3.0])) and torch.equal(averaged["n"], torch.tensor([5]))
+
+
+def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_project, tiny_params, tmp_path):
+    params = with_train(tiny_params, max_epochs=4, average_last=3)
+    result = run(tiny_project, params, tmp_path / "m.pt", tmp_path / "last.pt")
+    quality = result.quality()
+    assert (quality["average_first_epoch"], quality["average_last_epoch"]) == (2, 4)
+    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert len(last["recent_models"]) == 3
+    expected = average_states(last["recent_models"]) if result.average.chosen else last["best_model"]
+    model, checkpoint = load_model(tmp_path / "m.pt", torch.device("cpu"))
+    assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())
+    assert checkpoint["average"]["chosen"] == result.average.chosen == quality["model_is_average"]
+    # The reported loss is the average's own, and the choice follows the early-stopping metric.
+    averaged_model, _ = load_model(tmp_path / "m.pt", torch.device("cpu"))
+    averaged_model.load_state_dict(average_states(last["recent_models"]))
+    loss = validation_loss(averaged_model, ParallelData.load(tiny_project.tensors / "valid.pt"),
+                           params.train.batch_tokens, torch.device("cpu"))
+    assert loss == pytest.approx(quality["average_valid_loss"], abs=1e-6)
+    assert result.average.chosen == (loss < quality["best_valid_loss"])
+
+
+def test_without_averaging_the_model_is_the_best_epoch(tiny_project, tiny_params, tmp_path):
+    result = run(tiny_project, tiny_params, tmp_path / "m.pt", tmp_path / "last.pt")
+    assert result.average is None and result.quality()["model_is_average"] is False
+    model, checkpoint = load_model(tmp_path / "m.pt", torch.device("cpu"))
+    best = torch.load(tmp_path / "last.pt", weights_only=False)["best_model"]
+    assert all(torch.equal(value, best[key]) for key, value in model.state_dict().items())
+
+
 def test_precision_and_device_errors():
     assert resolve_precision("auto", torch.device("cpu")) is None
     assert resolve_precision("bf16", torch.device("cuda")) == torch.bfloat16
@@ -118,8 +153,10 @@ def wait_for_checkpoint(last: Path, proc: subprocess.Popen, timeout: float = 120
 
 @pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM])
 def test_an_interrupted_run_resumes_to_the_same_model(tiny_project, tiny_params, kill):
-    # More data and epochs than the other tests, so there is time to interrupt mid-epoch.
-    params = params_to_dict(with_train(tiny_params, max_epochs=4, checkpoint_every=2, batch_tokens=120))
+    # More data and epochs than the other tests, so there is time to interrupt mid-epoch; the
+    # average of the last epochs must survive the interruption too.
+    params = params_to_dict(with_train(tiny_params, max_epochs=4, checkpoint_every=2, batch_tokens=120,
+                                       average_last=3))
     from s2s import pipeline
     reference = pipeline.Layout(tiny_project.root.parent / "reference")
     os.makedirs(reference.root)

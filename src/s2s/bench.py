@@ -22,7 +22,7 @@ from s2s.model import Seq2Seq
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate, token_batches
-from s2s.train import _optimizer_step, build_model, resolve_precision
+from s2s.train import optimizer_step, build_model, resolve_precision
 from s2s.translator import Translator
 
 
@@ -107,7 +107,7 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
     for i, indices in enumerate(batches):
         _sync(device)
         started = time.perf_counter()
-        _, n_tokens, _ = _optimizer_step(model, optimizer, train_data, [indices], params.train, device, dtype)
+        _, n_tokens, _ = optimizer_step(model, optimizer, train_data, [indices], params.train, device, dtype)
         _sync(device)
         if i >= warmup_steps:
             seconds += time.perf_counter() - started

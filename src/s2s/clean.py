@@ -8,12 +8,12 @@ comparable with published ones.
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from s2s.atomic import write_text
 from s2s.config import CleanConfig
 from s2s.errors import S2SError
 
@@ -111,10 +111,7 @@ def clean_split(src: list[str], tgt: list[str], config: CleanConfig,
 
 def write_lines(path: Path, lines: list[str]) -> None:
     """Write lines through a .part file renamed when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    part.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(part, path)
+    write_text(path, "".join(line + "\n" for line in lines))
 
 
 def clean_corpus(raw_dir: Path, out_dir: Path, splits: list[str], src_lang: str, tgt_lang: str,

@@ -105,7 +105,8 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
           steps: int = typer.Option(30, "--steps", min=1, help="timed training steps (after 5 warm-up steps)"),
           out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the figures as JSON here")) -> None:
     """Measure training and decoding speed of the current params on the real data."""
-    from s2s.bench import bench as run_bench, format_table
+    from s2s.bench import bench as run_bench
+    from s2s.bench import format_table
     from s2s.config import load_params_with_overrides
     from s2s.pipeline import Layout, write_json
     from s2s.subword import Vocabs

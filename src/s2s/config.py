@@ -85,6 +85,7 @@ class ModelConfig:
     bidirectional: bool = _knob(True, doc="bidirectional encoder")
     dropout: float = _knob(0.3, low=0.0, high=0.9, doc="dropout on embeddings, between layers, before output")
     tie_embeddings: bool = _knob(True, doc="tie target embedding and output projection (via an emb-size bottleneck)")
+    share_src_tgt_embeddings: bool = _knob(False, doc="the source embedding is the target one (needs spm.joint)")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class TrainConfig:
     clip_grad: float = _knob(1.0, low=0.0, doc="clip the gradient norm to this (0 = off)")
     label_smoothing: float = _knob(0.1, low=0.0, high=0.9, doc="label smoothing of the loss")
     checkpoint_every: int = _knob(500, low=0, doc="steps between resume checkpoints (0 = epoch ends only)")
+    average_last: int = _knob(0, low=0, high=100,
+                              doc="average the weights of the last k epochs; kept when valid says it beats "
+                                  "the best epoch (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,12 @@ def _check_cross_fields(params: Params, source: str) -> None:
     if params.model.bidirectional and params.model.hidden % 2:
         raise ConfigError(f"{source}: model.hidden: must be even with model.bidirectional "
                           f"(hidden/2 per direction), got {params.model.hidden}")
+    if params.model.share_src_tgt_embeddings and not params.spm.joint:
+        raise ConfigError(f"{source}: model.share_src_tgt_embeddings: needs one vocabulary for both languages; "
+                          "set spm.joint: true or model.share_src_tgt_embeddings: false")
+    if params.train.average_last == 1:
+        raise ConfigError(f"{source}: train.average_last: 1 averages a single epoch; "
+                          "use 0 (off) or a k of at least 2")
 
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:

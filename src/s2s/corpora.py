@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Optional
 
 from tqdm import tqdm
 
+from s2s.atomic import atomic_path
 from s2s.config import DataConfig
 from s2s.errors import S2SError
 
@@ -154,9 +155,7 @@ def _reason(err: BaseException) -> str:
 
 def _copy_to(location: str, target: Path, sources: Sources) -> None:
     """Copy a local path or URL to ``target`` through ``target.part`` (renamed when complete)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    try:
+    with atomic_path(target) as part:
         if _is_url(location):
             _download(location, part, sources)
         else:
@@ -164,9 +163,6 @@ def _copy_to(location: str, target: Path, sources: Sources) -> None:
             if not src.is_file():
                 raise FileNotFoundError(f"no such file {src}")
             shutil.copyfile(src, part)
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def _download(url: str, part: Path, sources: Sources) -> None:
@@ -260,16 +256,11 @@ def download(data: DataConfig, out_dir: Path, sources: Sources) -> list[Path]:
 
 def _decompress_to(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` (through a .part file), gunzipping if it is gzip."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
     with open(source, "rb") as probe:
         is_gzip = probe.read(2) == b"\x1f\x8b"
+    opener = gzip.open if is_gzip else open
     try:
-        opener = gzip.open if is_gzip else open
-        with opener(source, "rb") as src, open(part, "wb") as out:
+        with atomic_path(target) as part, opener(source, "rb") as src, open(part, "wb") as out:
             shutil.copyfileobj(src, out)
-        os.replace(part, target)
     except (OSError, EOFError) as err:
         raise DownloadError(f"{source}: cannot read ({err}); delete it and download again") from None
-    finally:
-        part.unlink(missing_ok=True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
+from s2s.atomic import atomic_path
 from s2s.clean import write_lines
 from s2s.errors import S2SError
 from s2s.subword import Vocabs
@@ -97,9 +97,8 @@ def plot_attention(translator: Translator, data: ParallelData, sentences: list[i
         ax.set_title(f"attention, valid sentence {number}", fontsize=9)
         fig.tight_layout()
         path = out_dir / f"valid_{number:04d}.png"
-        part = path.with_name(path.name + ".part")
-        fig.savefig(part, format="png", dpi=80, metadata={"Software": None})
+        with atomic_path(path) as part:
+            fig.savefig(part, format="png", dpi=80, metadata={"Software": None})
         plt.close(fig)
-        os.replace(part, path)
         written.append(path)
     return written

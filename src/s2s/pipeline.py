@@ -9,16 +9,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 
 from s2s import clean as cleaning
-from s2s import corpora, evaluate as scoring, subword, tensors
+from s2s import corpora, subword, tensors
+from s2s import evaluate as scoring
+from s2s.atomic import write_text
 from s2s.config import Params
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import load_model, resolve_device, resume_point, set_threads, train as train_model
+from s2s.train import load_model, resolve_device, resume_point, set_threads
+from s2s.train import train as train_model
 from s2s.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -59,10 +61,7 @@ class Layout:
 
 def write_json(path: Path, payload: dict) -> None:
     """Write sorted, indented JSON through a .part file renamed when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(part, path)
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def download(params: Params, layout: Layout) -> None:

@@ -38,25 +38,38 @@ class Hypotheses:
 
 @torch.no_grad()
 def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit) -> Hypotheses:
-    """Greedy decoding of a batch ``src`` (batch, src_len); no Python loop over sentences."""
+    """Greedy decoding of a batch ``src`` (batch, src_len); no Python loop over sentences.
+
+    A sentence leaves the batch at its EOS, so the last steps of a batch cost
+    only what its unfinished sentences cost.
+    """
     encoded = model.encode(src, src_lens)
     memory, state = model.start(encoded)
-    batch = src.size(0)
-    max_out = limit.of(src_lens)  # (batch,)
-    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
-    done = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    outputs, attns = [], []
-    for t in range(int(max_out.max()) + 1):
-        log_probs, state, weights = model.step_log_probs(tokens, state, memory)
-        tokens = log_probs.argmax(dim=-1)                        # (batch,)
-        tokens = torch.where(t >= max_out, torch.full_like(tokens, EOS_ID), tokens)
-        outputs.append(tokens)
-        attns.append(weights)
-        done = done | (tokens == EOS_ID)
-        if bool(done.all()):
-            break
-    out = torch.stack(outputs, dim=1).tolist()       # (batch, steps)
-    attn = None if attns[0] is None else torch.stack(attns, dim=1).cpu()  # (batch, steps, src_len)
+    batch, device = src.size(0), src.device
+    max_out = limit.of(src_lens)                      # (batch,)
+    steps = int(max_out.max()) + 1
+    out = torch.full((batch, steps), EOS_ID, dtype=torch.long, device=device)
+    attn = None                                       # (batch, steps, src_len) once a step returns weights
+    rows = torch.arange(batch, device=device)         # the batch row of each sentence still running
+    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
+    for t in range(steps):
+        logits, state, weights = model.step_logits(tokens, state, memory)
+        tokens = logits.max(dim=-1).indices           # (running,) argmax, first of ties
+        tokens = tokens.masked_fill(max_out.index_select(0, rows) <= t, EOS_ID)
+        out[rows, t] = tokens
+        if weights is not None:
+            if attn is None:
+                attn = torch.zeros(batch, steps, src.size(1), device=device)
+            attn[rows, t] = weights.float()
+        running = tokens != EOS_ID
+        if not bool(running.all()):
+            if not bool(running.any()):
+                break
+            keep = running.nonzero().squeeze(1)
+            rows, tokens = rows.index_select(0, keep), tokens.index_select(0, keep)
+            memory, state = memory.index_select(keep), _select_state(state, keep)
+    out = out[:, :t + 1].tolist()                     # (batch, steps taken)
+    attn = None if attn is None else attn[:, :t + 1].cpu()
     hyps, maps = [], []
     for row, seq in enumerate(out):
         length = seq.index(EOS_ID) if EOS_ID in seq else len(seq)
@@ -136,7 +149,8 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
         kept = keep.nonzero().squeeze(1)                                  # (rows',)
         flat = (kept.unsqueeze(1) * k + next_beam[kept]).view(-1)         # (rows'*k,)
         state = _select_state(state, flat)
-        memory = memory.index_select(flat)
+        if len(kept) < rows:  # the k rows of a sentence share its memory: only leaving sentences change it
+            memory = memory.index_select((kept.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1))
         history = torch.cat([history.view(rows * k, -1).index_select(0, flat).view(len(kept), k, -1),
                              next_tokens[kept].unsqueeze(2)], dim=2)
         scores, tokens, active = go_on[kept], next_tokens[kept].view(-1), active[kept]

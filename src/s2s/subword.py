@@ -9,12 +9,12 @@ joint vocabulary is ``spm.model``; separate ones are ``src.model`` and
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import sentencepiece as spm
 
+from s2s.atomic import write_bytes
 from s2s.config import SpmConfig
 from s2s.errors import S2SError
 
@@ -52,11 +52,8 @@ def _train_one(inputs: list[Path], out_dir: Path, name: str, config: SpmConfig) 
     processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
     vocab = "".join(f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
                     for i in range(processor.get_piece_size()))
-    out_dir.mkdir(parents=True, exist_ok=True)
     for ext, payload in ((".model", model.getvalue()), (".vocab", vocab.encode("utf-8"))):
-        part = out_dir / f"{name}{ext}.part"
-        part.write_bytes(payload)
-        os.replace(part, out_dir / f"{name}{ext}")
+        write_bytes(out_dir / f"{name}{ext}", payload)
 
 
 def train_subword(train_src: Path, train_tgt: Path, out_dir: Path, config: SpmConfig) -> None:

@@ -8,13 +8,13 @@ budget is spent on real tokens, not padding.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from s2s.atomic import atomic_path
 from s2s.clean import read_lines
 from s2s.errors import S2SError
 from s2s.subword import BOS_ID, EOS_ID, PAD_ID, Vocabs
@@ -44,10 +44,8 @@ def encode_split(clean_dir: Path, split: str, vocabs: Vocabs) -> dict[str, torch
 
 def save_split(arrays: dict[str, torch.Tensor], path: Path) -> None:
     """``torch.save`` through a .part file renamed when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    torch.save(arrays, part)
-    os.replace(part, path)
+    with atomic_path(path) as part:
+        torch.save(arrays, part)
 
 
 class ParallelData:

@@ -1,7 +1,9 @@
 """The training loop: token-budget batches, Adam, schedules, clipping, early stopping, resume.
 
 Two files come out of it. ``models/model.pt`` is the best model (weights,
-params, and the SentencePiece models, so it translates on its own).
+params, and the SentencePiece models, so it translates on its own): the
+epoch with the best valid metric or, with ``train.average_last: k``, the
+mean of the last k epochs' weights when valid says it is better.
 ``models/last.pt`` is the resume checkpoint: model, optimizer, schedule, RNG
 state, progress and data position, written every ``train.checkpoint_every``
 steps, at every epoch end and on SIGINT/SIGTERM. Running training again with
@@ -30,6 +32,7 @@ import torch
 from sacrebleu.metrics import BLEU
 from tqdm import tqdm
 
+from s2s.atomic import atomic_path
 from s2s.config import ModelConfig, Params, TrainConfig, params_to_dict
 from s2s.errors import S2SError
 from s2s.model import Seq2Seq
@@ -72,19 +75,38 @@ class Progress:
 
 
 @dataclass
+class Average:
+    """The element-wise mean of the weights at the end of epochs ``first_epoch..last_epoch``."""
+
+    first_epoch: int
+    last_epoch: int
+    valid_loss: float
+    valid_bleu: float
+    chosen: bool  # better than the best epoch on train.early_stop_metric: it is models/model.pt
+
+
+@dataclass
 class TrainResult:
     """Reproducible figures (quality) and run-dependent ones (speed), kept apart."""
 
     params: int
     progress: Progress
     device: str
+    average: Optional[Average] = None
 
     def quality(self) -> dict:
         p = self.progress
-        return {"params": self.params, "epochs": p.epoch - 1, "steps": p.step, "best_epoch": p.best_epoch,
-                "best_valid_loss": round(p.best_valid_loss, 6),
-                "best_valid_ppl": round(math.exp(p.best_valid_loss), 4),
-                "best_valid_bleu": round(p.best_valid_bleu, 2)}
+        figures = {"params": self.params, "epochs": p.epoch - 1, "steps": p.step, "best_epoch": p.best_epoch,
+                   "best_valid_loss": round(p.best_valid_loss, 6),
+                   "best_valid_ppl": round(math.exp(p.best_valid_loss), 4),
+                   "best_valid_bleu": round(p.best_valid_bleu, 2), "model_is_average": False}
+        if self.average is not None:
+            a = self.average
+            figures.update({"average_first_epoch": a.first_epoch, "average_last_epoch": a.last_epoch,
+                            "average_valid_loss": round(a.valid_loss, 6),
+                            "average_valid_ppl": round(math.exp(a.valid_loss), 4),
+                            "average_valid_bleu": round(a.valid_bleu, 2), "model_is_average": a.chosen})
+        return figures
 
     def speed(self) -> dict:
         return {"train_seconds": round(self.progress.seconds, 1),
@@ -123,10 +145,8 @@ def build_model(config: ModelConfig, vocabs: Vocabs) -> Seq2Seq:
 
 
 def _atomic_save(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    torch.save(payload, part)
-    os.replace(part, path)
+    with atomic_path(path) as part:
+        torch.save(payload, part)
 
 
 def save_model(path: Path, state: dict, params: Params, vocabs: Vocabs, **extra) -> None:
@@ -241,6 +261,20 @@ def _cpu_state(model: Seq2Seq) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+def average_states(states: list[dict]) -> dict:
+    """The element-wise mean of model state dicts (summed in float64, in order: deterministic)."""
+    averaged = {}
+    for key, last in states[-1].items():
+        if last.is_floating_point():
+            total = torch.zeros_like(last, dtype=torch.float64)
+            for state in states:
+                total += state[key].double()
+            averaged[key] = (total / len(states)).to(last.dtype)
+        else:
+            averaged[key] = last.clone()
+    return averaged
+
+
 def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vocabs: Vocabs,
           model_path: Path, last_path: Path, logger: Optional[EpochLogger] = None) -> TrainResult:
     """Train (or resume) until ``max_epochs`` or ``patience`` epochs without a better valid metric."""
@@ -254,7 +288,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     schedule = Schedule(optimizer, config)
     translator = Translator(model, vocabs, LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
                             params.eval.batch_size)
-    progress, best_state = Progress(), _cpu_state(model)
+    progress, best_state, recent_states = Progress(), _cpu_state(model), []
     key = fingerprint(params, train_data)
     checkpoint = resume_point(last_path, params, train_data, device)
     if checkpoint is not None:
@@ -263,6 +297,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
         schedule.load_state_dict(checkpoint["schedule"])
         torch.set_rng_state(checkpoint["rng"])
         progress, best_state = Progress(**checkpoint["progress"]), checkpoint["best_model"]
+        recent_states = checkpoint["recent_models"]
         log.info("resuming from %s: epoch %d, step %d", last_path, progress.epoch, progress.step)
     log.info("model: %s parameters; device %s%s; %d training pairs", f"{model.num_parameters():,}", device,
              " (bf16 autocast)" if dtype else "", len(train_data))
@@ -270,7 +305,8 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     def save_last() -> None:
         _atomic_save({"fingerprint": key, "progress": dataclasses.asdict(progress), "model": model.state_dict(),
                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                      "rng": torch.get_rng_state(), "best_model": best_state}, last_path)
+                      "rng": torch.get_rng_state(), "best_model": best_state, "recent_models": recent_states},
+                     last_path)
 
     with stop_requests() as stop_signal:
         while not progress.stopped:
@@ -281,7 +317,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
             bar = tqdm(groups[progress.batches_done:], desc=f"epoch {progress.epoch}", disable=None, leave=False)
             for group in bar:
                 started = time.perf_counter()
-                loss, n_tokens, grad_norm = _optimizer_step(model, optimizer, train_data, group, config, device, dtype)
+                loss, n_tokens, grad_norm = optimizer_step(model, optimizer, train_data, group, config, device, dtype)
                 schedule.after_step()
                 seconds = time.perf_counter() - started
                 progress.step += 1
@@ -301,13 +337,39 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                         f"the checkpoint is in {last_path}: run the stage again to resume")
             best_state = _end_epoch(progress, len(groups), model, translator, valid_data, config, device,
                                     schedule, optimizer, best_state, logger)
+            if config.average_last:
+                recent_states = (recent_states + [_cpu_state(model)])[-config.average_last:]
             save_last()
-    save_model(model_path, best_state, params, vocabs, step=progress.step, epoch=progress.best_epoch,
-               valid_loss=progress.best_valid_loss, valid_bleu=progress.best_valid_bleu)
-    return TrainResult(params=model.num_parameters(), progress=progress, device=str(device))
+    average = None
+    if len(recent_states) >= 2:
+        average = _validate_average(recent_states, progress, model, translator, valid_data, config, device)
+    final_state = average_states(recent_states) if average is not None and average.chosen else best_state
+    save_model(model_path, final_state, params, vocabs, step=progress.step, epoch=progress.best_epoch,
+               valid_loss=progress.best_valid_loss, valid_bleu=progress.best_valid_bleu,
+               average=None if average is None else dataclasses.asdict(average))
+    return TrainResult(params=model.num_parameters(), progress=progress, device=str(device), average=average)
 
 
-def _optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: ParallelData,
+def _validate_average(states: list[dict], progress: Progress, model: Seq2Seq, translator: Translator,
+                      valid_data: ParallelData, config: TrainConfig, device: torch.device) -> Average:
+    """Load the mean of ``states`` (the last epochs) into ``model`` and score it like an epoch."""
+    model.load_state_dict(average_states(states))
+    valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
+    valid_bleu = validation_bleu(translator, valid_data)
+    if config.early_stop_metric == "loss":
+        chosen = valid_loss < progress.best_valid_loss
+    else:
+        chosen = valid_bleu > progress.best_valid_bleu
+    last = progress.epoch - 1
+    average = Average(first_epoch=last - len(states) + 1, last_epoch=last, valid_loss=valid_loss,
+                      valid_bleu=valid_bleu, chosen=chosen)
+    log.info("average of epochs %d-%d: valid loss %.4f, valid BLEU %.2f; %s", average.first_epoch, last,
+             valid_loss, valid_bleu, "better than the best epoch: it is the model" if chosen
+             else f"the best epoch ({progress.best_epoch}) stays the model")
+    return average
+
+
+def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: ParallelData,
                     group: list[np.ndarray], config: TrainConfig, device: torch.device,
                     dtype: Optional[torch.dtype]) -> tuple[float, int, float]:
     """One update from ``group`` (``accumulate`` batches); returns summed loss, tokens, grad norm."""

@@ -68,7 +68,7 @@ from s2s.config import (
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, token_batches
-from s2s.train import _optimizer_step, build_model
+from s2s.train import optimizer_step, build_model
 from s2s.translator import Translator
 
 # The architecture of issue 6, as s2s params (the Joey side is joey.yaml.tmpl).
@@ -198,7 +198,7 @@ def match_batch_tokens(data: ParallelData, target: float, seed: int) -> int:
 
 def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, warmup: int) -> tuple:
     """``steps`` updates from scratch, as ``s2s train`` makes them (epoch-seeded length-bucketed
-    batches, ``_optimizer_step``); the rate is timed like Joey's, from update end to update end."""
+    batches, ``optimizer_step``); the rate is timed like Joey's, from update end to update end."""
     config = params.train
     device = torch.device("cpu")
     torch.manual_seed(config.seed)
@@ -211,7 +211,7 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
                                 np.random.default_rng([config.seed, epoch]))
         for indices in batches[:steps - len(records)]:
             started = time.perf_counter()
-            loss, tokens, _ = _optimizer_step(model, optimizer, data, [indices], config, device, None)
+            loss, tokens, _ = optimizer_step(model, optimizer, data, [indices], config, device, None)
             width = int(data.tgt_lens[indices].max()) + 1
             records.append({"begin": started, "end": time.perf_counter(), "tokens": tokens,
                             "sentences": len(indices), "tgt_positions": len(indices) * width,

@@ -118,8 +118,16 @@ class BahdanauDecoder(nn.Module):
         gates = F.linear(embedded, first.weight_ih[:, :self.emb_dim], first.bias_ih)
         return embedded, gates
 
-    def _step(self, emb_gates: torch.Tensor, state: list[LayerState],
-              memory: Memory) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+    def _context_weight(self) -> torch.Tensor:
+        """The context half of the first layer's input weight (k*hidden, enc_dim).
+
+        Sliced once per batch, not per step: the backward of each slice would
+        zero-fill a gradient of the whole weight.
+        """
+        return self.cells[0].weight_ih[:, self.emb_dim:]
+
+    def _step(self, emb_gates: torch.Tensor, state: list[LayerState], memory: Memory,
+              context_weight: torch.Tensor) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
         """Attend from the previous state, then run every layer one step.
 
         ``emb_gates`` (batch, k*hidden). Returns the context (batch, enc_dim),
@@ -127,7 +135,7 @@ class BahdanauDecoder(nn.Module):
         """
         context, weights = self.attention(state[-1][0], memory.keys, memory.values, memory.mask)
         first = self.cells[0]
-        gates = emb_gates + F.linear(context, first.weight_ih[:, self.emb_dim:])
+        gates = emb_gates + F.linear(context, context_weight)
         new_state = [cell_step(first, gates, state[0])]
         for cell, layer_state in zip(self.cells[1:], state[1:]):
             below = F.dropout(new_state[-1][0], self.dropout_p, self.training)
@@ -149,8 +157,11 @@ class BahdanauDecoder(nn.Module):
         state = self.init_state(encoded)
         embedded, emb_gates = self._embed_gates(tgt_in)  # (batch, tgt_len, emb), (batch, tgt_len, k*hidden)
         tops, contexts, attn = [], [], []
-        for t in range(tgt_in.size(1)):
-            context, state, weights = self._step(emb_gates[:, t], state, memory)
+        # unbind, not emb_gates[:, t]: the backward of one unbind is one stack, where each
+        # indexing would zero-fill and add a gradient of the whole tensor at every step.
+        context_weight = self._context_weight()
+        for step_gates in emb_gates.unbind(1):          # tgt_len x (batch, k*hidden)
+            context, state, weights = self._step(step_gates, state, memory, context_weight)
             tops.append(state[-1][0])
             contexts.append(context)
             attn.append(weights)
@@ -166,7 +177,7 @@ class BahdanauDecoder(nn.Module):
         attention weights (batch, src_len).
         """
         embedded, emb_gates = self._embed_gates(tokens)
-        context, state, weights = self._step(emb_gates, state, memory)
+        context, state, weights = self._step(emb_gates, state, memory, self._context_weight())
         return self._readout(state[-1][0], context, embedded), state, weights
 
 

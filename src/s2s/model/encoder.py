@@ -22,12 +22,6 @@ class EncoderOutput:
     final_cell: Optional[torch.Tensor]  # (batch, enc_dim) LSTM final cell state, else None
     mask: torch.Tensor                  # (batch, src_len) bool, True at real tokens
 
-    def index_select(self, index: torch.Tensor) -> "EncoderOutput":
-        """Rows ``index`` of every tensor (for beam expansion or dropping finished sentences)."""
-        cell = None if self.final_cell is None else self.final_cell.index_select(0, index)
-        return EncoderOutput(self.states.index_select(0, index), self.final.index_select(0, index),
-                             cell, self.mask.index_select(0, index))
-
 
 class Encoder(nn.Module):
     """Embedding, dropout and a (bi)directional GRU/LSTM run on packed sequences.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from s2s.config import ModelConfig
+from s2s.errors import S2SError
 from s2s.model.decoder import LayerState, Memory, build_decoder
 from s2s.model.encoder import Encoder, EncoderOutput
+from s2s.model.loss import smoothed_cross_entropy
 from s2s.subword import PAD_ID
 
 
@@ -17,7 +18,8 @@ class Seq2Seq(nn.Module):
 
     With ``tie_embeddings`` the output projection shares its weight with the
     target embedding; the decoder's readout then has the embedding size, which
-    acts as a bottleneck when ``emb < hidden``.
+    acts as a bottleneck when ``emb < hidden``. With ``share_src_tgt_embeddings``
+    (a joint vocabulary) the source embedding is the target embedding too.
     """
 
     def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int):
@@ -28,6 +30,11 @@ class Seq2Seq(nn.Module):
         self.output = nn.Linear(self.decoder.output_dim, tgt_vocab)
         if config.tie_embeddings:
             self.output.weight = self.decoder.embed.weight
+        if config.share_src_tgt_embeddings:
+            if src_vocab != tgt_vocab:
+                raise S2SError(f"model.share_src_tgt_embeddings: the source vocabulary has {src_vocab} pieces and "
+                               f"the target one {tgt_vocab}; train a joint one (spm.joint: true)")
+            self.encoder.embed.weight = self.decoder.embed.weight
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
         """(batch, src_len), (batch,) -> encoder output."""
@@ -42,8 +49,8 @@ class Seq2Seq(nn.Module):
                      tgt_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         """Cross-entropy per target position (batch, tgt_len), 0 at padding."""
         logits = self.forward(src, src_lens, tgt_in)  # (batch, tgt_len, vocab)
-        losses = F.cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=PAD_ID,
-                                 label_smoothing=label_smoothing, reduction="none")
+        losses = smoothed_cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), label_smoothing,
+                                        ignore_index=PAD_ID)
         return losses.view_as(tgt_out)
 
     def start(self, encoded: EncoderOutput) -> tuple[Memory, list[LayerState]]:
@@ -54,8 +61,14 @@ class Seq2Seq(nn.Module):
                        ) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
         """Log-probabilities of the next token (batch, tgt_vocab), new state, attention (batch, src_len)
         (None for ``attention: none``)."""
+        logits, state, weights = self.step_logits(tokens, state, memory)
+        return torch.log_softmax(logits, dim=-1), state, weights
+
+    def step_logits(self, tokens: torch.Tensor, state: list[LayerState], memory: Memory
+                    ) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+        """Like :meth:`step_log_probs`, with logits (batch, tgt_vocab) (enough for an argmax)."""
         readout, state, weights = self.decoder.step(tokens, state, memory)
-        return torch.log_softmax(self.output(readout).float(), dim=-1), state, weights
+        return self.output(readout).float(), state, weights
 
     def num_parameters(self) -> int:
         """Trainable parameters, tied weights counted once."""
