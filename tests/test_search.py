@@ -39,6 +39,26 @@ def test_batched_greedy_equals_one_by_one_and_respects_max_length(cell, attentio
 
 
 @torch.no_grad()
+def test_sentences_that_end_early_leave_the_batch_without_changing_the_others():
+    torch.manual_seed(3)
+    model = Seq2Seq(ModelConfig(emb=16, hidden=24, dropout=0.0), 30, 30).eval()
+    srcs = [np.array(s) for s in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [15, 16, 17, 18], [19], [20, 21, 22])]
+    src, lens = pad(srcs, suffix=EOS_ID), torch.tensor([len(s) + 1 for s in srcs])
+    limit = LengthLimit(1.0, 6)
+    for bias in torch.linspace(0.0, 6.0, 25):  # raise EOS until sentences end at different steps
+        model.output.bias[EOS_ID] = bias
+        batched = greedy(model, src, lens, limit)
+        lengths = [len(t) for t in batched.tokens]
+        if len(set(lengths)) >= 3:
+            break
+    assert len(set(lengths)) >= 3, lengths
+    for i in range(len(srcs)):
+        alone = greedy(model, src[i:i + 1, :int(lens[i])], lens[i:i + 1], limit)
+        assert alone.tokens[0] == batched.tokens[i]
+        assert torch.allclose(alone.attention[0], batched.attention[i], atol=1e-6)
+
+
+@torch.no_grad()
 def test_greedy_picks_the_argmax_each_step():
     model, src, lens = model_and_batch(1)
     hyp = greedy(model, src[:1], lens[:1], LengthLimit(2.0, 5)).tokens[0]

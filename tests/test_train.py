@@ -12,11 +12,18 @@ import pytest
 import torch
 import yaml
 
+from s2s.averaging import average_states
 from s2s.config import params_to_dict
 from s2s.errors import S2SError
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import average_states, load_model, resolve_device, resolve_precision, train, validation_loss
+from s2s.train import (
+    load_model,
+    resolve_device,
+    resolve_precision,
+    train,
+    validation_loss,
+)
 
 
 def run(layout, params, model_path, last_path=None, logger=None):
@@ -81,13 +88,6 @@ def test_schedules_and_bleu_early_stopping_and_accumulation_train(tiny_project, 
         assert lrs[0] != lrs[1]
 
 
-def test_average_states_is_the_elementwise_mean():
-    first = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor([3])}
-    second = {"w": torch.tensor([2.0, 4.0]), "n": torch.tensor([5])}
-    averaged = average_states([first, second])
-    assert torch.equal(averaged["w"], torch.tensor([1.5, 3.0])) and torch.equal(averaged["n"], torch.tensor([5]))
-
-
 def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_project, tiny_params, tmp_path):
     params = with_train(tiny_params, max_epochs=4, average_last=3)
     result = run(tiny_project, params, tmp_path / "m.pt", tmp_path / "last.pt")
@@ -99,6 +99,7 @@ def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_p
     model, checkpoint = load_model(tmp_path / "m.pt", torch.device("cpu"))
     assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())
     assert checkpoint["average"]["chosen"] == result.average.chosen == quality["model_is_average"]
+    assert checkpoint["epoch"] == (None if result.average.chosen else result.progress.best_epoch)
     # The reported loss is the average's own, and the choice follows the early-stopping metric.
     averaged_model, _ = load_model(tmp_path / "m.pt", torch.device("cpu"))
     averaged_model.load_state_dict(average_states(last["recent_models"]))

@@ -22,7 +22,7 @@ from s2s.model import Seq2Seq
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate, token_batches
-from s2s.train import optimizer_step, build_model, resolve_precision
+from s2s.train import build_model, optimizer_step, resolve_precision
 from s2s.translator import Translator
 
 

@@ -6,7 +6,6 @@ line on stderr and exit code 1.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -121,8 +120,8 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
         trained = None
         model_path = model or layout.model
         if model_path.exists():
-            net, checkpoint = load_model(model_path, device)
-            if checkpoint["model_config"] == dataclasses.asdict(config.model):
+            net, _ = load_model(model_path, device)
+            if net.config == config.model:  # a checkpoint from before a new knob gets its default
                 trained = net
         result = run_bench(config, ParallelData.load(layout.tensors / "train.pt"),
                            ParallelData.load(layout.tensors / f"{config.data.test_sets[0]}.pt"),

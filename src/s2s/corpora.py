@@ -256,6 +256,7 @@ def download(data: DataConfig, out_dir: Path, sources: Sources) -> list[Path]:
 
 def _decompress_to(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` (through a .part file), gunzipping if it is gzip."""
+    target.parent.mkdir(parents=True, exist_ok=True)  # outside the try: its errors are not the source's
     with open(source, "rb") as probe:
         is_gzip = probe.read(2) == b"\x1f\x8b"
     opener = gzip.open if is_gzip else open

@@ -97,8 +97,10 @@ def plot_attention(translator: Translator, data: ParallelData, sentences: list[i
         ax.set_title(f"attention, valid sentence {number}", fontsize=9)
         fig.tight_layout()
         path = out_dir / f"valid_{number:04d}.png"
-        with atomic_path(path) as part:
-            fig.savefig(part, format="png", dpi=80, metadata={"Software": None})
-        plt.close(fig)
+        try:
+            with atomic_path(path) as part:
+                fig.savefig(part, format="png", dpi=80, metadata={"Software": None})
+        finally:
+            plt.close(fig)
         written.append(path)
     return written

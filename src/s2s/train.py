@@ -33,6 +33,7 @@ from sacrebleu.metrics import BLEU
 from tqdm import tqdm
 
 from s2s.atomic import atomic_path
+from s2s.averaging import Average, average_states, cpu_state, keep_recent
 from s2s.config import ModelConfig, Params, TrainConfig, params_to_dict
 from s2s.errors import S2SError
 from s2s.model import Seq2Seq
@@ -72,17 +73,6 @@ class Progress:
     epoch_seconds: float = 0.0
     seconds: float = 0.0          # training time in all (validation excluded)
     tokens: int = 0
-
-
-@dataclass
-class Average:
-    """The element-wise mean of the weights at the end of epochs ``first_epoch..last_epoch``."""
-
-    first_epoch: int
-    last_epoch: int
-    valid_loss: float
-    valid_bleu: float
-    chosen: bool  # better than the best epoch on train.early_stop_metric: it is models/model.pt
 
 
 @dataclass
@@ -229,12 +219,15 @@ def fingerprint(params: Params, train_data: ParallelData) -> str:
     return digest.hexdigest()
 
 
-def resume_point(last_path: Path, params: Params, train_data: ParallelData,
-                 device: torch.device = torch.device("cpu")) -> Optional[dict]:
-    """The resume checkpoint if it exists, matches these params and data, and is unfinished."""
+def resume_point(last_path: Path, params: Params, train_data: ParallelData) -> Optional[dict]:
+    """The resume checkpoint if it exists, matches these params and data, and is unfinished.
+
+    Loaded on the CPU: the model and optimizer copy their state to the device, and
+    the RNG state and the kept epoch weights belong on the CPU.
+    """
     if not last_path.exists():
         return None
-    checkpoint = torch.load(last_path, map_location=device, weights_only=False)
+    checkpoint = torch.load(last_path, map_location="cpu", weights_only=False)
     if checkpoint.get("fingerprint") != fingerprint(params, train_data) or checkpoint["progress"]["stopped"]:
         log.info("%s belongs to other params or a finished run; training from scratch", last_path)
         return None
@@ -257,24 +250,6 @@ def stop_requests() -> Iterator[Callable[[], Optional[int]]]:
             signal.signal(sig, handler)
 
 
-def _cpu_state(model: Seq2Seq) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def average_states(states: list[dict]) -> dict:
-    """The element-wise mean of model state dicts (summed in float64, in order: deterministic)."""
-    averaged = {}
-    for key, last in states[-1].items():
-        if last.is_floating_point():
-            total = torch.zeros_like(last, dtype=torch.float64)
-            for state in states:
-                total += state[key].double()
-            averaged[key] = (total / len(states)).to(last.dtype)
-        else:
-            averaged[key] = last.clone()
-    return averaged
-
-
 def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vocabs: Vocabs,
           model_path: Path, last_path: Path, logger: Optional[EpochLogger] = None) -> TrainResult:
     """Train (or resume) until ``max_epochs`` or ``patience`` epochs without a better valid metric."""
@@ -288,9 +263,10 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     schedule = Schedule(optimizer, config)
     translator = Translator(model, vocabs, LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
                             params.eval.batch_size)
-    progress, best_state, recent_states = Progress(), _cpu_state(model), []
+    progress, best_state, recent_states = Progress(), cpu_state(model), []
+    average: Optional[Average] = None
     key = fingerprint(params, train_data)
-    checkpoint = resume_point(last_path, params, train_data, device)
+    checkpoint = resume_point(last_path, params, train_data)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -305,8 +281,8 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     def save_last() -> None:
         _atomic_save({"fingerprint": key, "progress": dataclasses.asdict(progress), "model": model.state_dict(),
                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                      "rng": torch.get_rng_state(), "best_model": best_state, "recent_models": recent_states},
-                     last_path)
+                      "rng": torch.get_rng_state(), "best_model": best_state, "recent_models": recent_states,
+                      "average": None if average is None else dataclasses.asdict(average)}, last_path)
 
     with stop_requests() as stop_signal:
         while not progress.stopped:
@@ -338,24 +314,28 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
             best_state = _end_epoch(progress, len(groups), model, translator, valid_data, config, device,
                                     schedule, optimizer, best_state, logger)
             if config.average_last:
-                recent_states = (recent_states + [_cpu_state(model)])[-config.average_last:]
+                recent_states = keep_recent(recent_states, cpu_state(model), config.average_last)
+                if progress.stopped and len(recent_states) >= 2:  # scored before the run is saved as finished
+                    average = _validate_average(recent_states, progress, model, translator, valid_data, config,
+                                                device)
             save_last()
-    average = None
-    if len(recent_states) >= 2:
-        average = _validate_average(recent_states, progress, model, translator, valid_data, config, device)
-    final_state = average_states(recent_states) if average is not None and average.chosen else best_state
-    save_model(model_path, final_state, params, vocabs, step=progress.step, epoch=progress.best_epoch,
-               valid_loss=progress.best_valid_loss, valid_bleu=progress.best_valid_bleu,
-               average=None if average is None else dataclasses.asdict(average))
+    if average is not None and average.chosen:
+        final_state, loss, bleu = average_states(recent_states), average.valid_loss, average.valid_bleu
+    else:
+        final_state, loss, bleu = best_state, progress.best_valid_loss, progress.best_valid_bleu
+    save_model(model_path, final_state, params, vocabs, step=progress.step,
+               epoch=None if average is not None and average.chosen else progress.best_epoch,
+               valid_loss=loss, valid_bleu=bleu, average=None if average is None else dataclasses.asdict(average))
     return TrainResult(params=model.num_parameters(), progress=progress, device=str(device), average=average)
 
 
 def _validate_average(states: list[dict], progress: Progress, model: Seq2Seq, translator: Translator,
                       valid_data: ParallelData, config: TrainConfig, device: torch.device) -> Average:
-    """Load the mean of ``states`` (the last epochs) into ``model`` and score it like an epoch."""
+    """Score the mean of ``states`` (the last epochs) on valid like an epoch; ``model`` keeps its weights."""
     model.load_state_dict(average_states(states))
     valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
     valid_bleu = validation_bleu(translator, valid_data)
+    model.load_state_dict(states[-1])  # the weights of the last epoch, as training left them
     if config.early_stop_metric == "loss":
         chosen = valid_loss < progress.best_valid_loss
     else:
@@ -370,8 +350,8 @@ def _validate_average(states: list[dict], progress: Progress, model: Seq2Seq, tr
 
 
 def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: ParallelData,
-                    group: list[np.ndarray], config: TrainConfig, device: torch.device,
-                    dtype: Optional[torch.dtype]) -> tuple[float, int, float]:
+                   group: list[np.ndarray], config: TrainConfig, device: torch.device,
+                   dtype: Optional[torch.dtype]) -> tuple[float, int, float]:
     """One update from ``group`` (``accumulate`` batches); returns summed loss, tokens, grad norm."""
     batches = [collate(data, indices).to(device) for indices in group]
     n_tokens = sum(batch.n_tgt_tokens for batch in batches)
@@ -402,7 +382,7 @@ def _end_epoch(progress: Progress, n_steps: int, model: Seq2Seq, translator: Tra
     if improved:
         progress.best_epoch, progress.bad_epochs = progress.epoch, 0
         progress.best_valid_loss, progress.best_valid_bleu = valid_loss, valid_bleu
-        best_state = _cpu_state(model)
+        best_state = cpu_state(model)
     else:
         progress.bad_epochs += 1
     record = {"train/loss": progress.epoch_loss / progress.epoch_tokens, "valid/loss": valid_loss,

@@ -68,7 +68,7 @@ from s2s.config import (
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, token_batches
-from s2s.train import optimizer_step, build_model
+from s2s.train import build_model, optimizer_step
 from s2s.translator import Translator
 
 # The architecture of issue 6, as s2s params (the Joey side is joey.yaml.tmpl).

@@ -19,6 +19,8 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
+    """Loss (N,) of logits (N, V); saves log-probabilities (N, V) for a backward of one (N, V) tensor."""
+
     @staticmethod
     def forward(ctx: FunctionCtx, logits: torch.Tensor, target: torch.Tensor, smoothing: float,
                 ignore_index: int) -> torch.Tensor:
