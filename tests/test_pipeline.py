@@ -19,7 +19,7 @@ def test_stages_write_their_contract(tiny_project, tiny_params):
     pipeline.evaluate(tiny_params, layout)
     train = json.loads((layout.metrics / "train.json").read_text())
     assert set(train) == {"params", "epochs", "steps", "best_epoch", "best_valid_loss", "best_valid_ppl",
-                          "best_valid_bleu"}
+                          "best_valid_bleu", "model_is_average"}
     speed = json.loads((layout.metrics / "speed.json").read_text())
     assert speed["device"] == "cpu" and speed["train_tgt_tokens_per_s"] > 0
     scores = json.loads((layout.metrics / "eval.json").read_text())

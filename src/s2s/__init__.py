@@ -1,0 +1,1 @@
+"""s2s: a reproducible neural machine translation pipeline (DVC, SentencePiece, PyTorch, sacreBLEU)."""
