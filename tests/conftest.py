@@ -20,6 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # Tests use one thread: small tensors gain nothing from more, and runs stay comparable.
 torch.set_num_threads(1)
 
+# Every decoder the model builds, as ModelConfig fields: tests that hold for all of them take these.
+DECODERS = {
+    "bahdanau": {"attention": "bahdanau"},
+    "luong": {"attention": "luong"},
+    "none": {"attention": "none"},
+    "feeding-additive": {"attention": "luong", "input_feeding": True, "attention_score": "additive"},
+    "feeding-general": {"attention": "luong", "input_feeding": True},
+}
+
 SRC_WORDS = ["ein", "zwei", "hund", "katze", "mann", "frau", "läuft", "sitzt", "rot", "blau",
              "auf", "dem", "gras", "tisch", "kind", "spielt", "ball", "groß", "klein", "haus"]
 TGT_WORDS = ["a", "two", "dog", "cat", "man", "woman", "runs", "sits", "red", "blue",

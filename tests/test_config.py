@@ -56,6 +56,12 @@ def test_cross_field_checks():
         params_from_dict({"model": {"hidden": 33}})
     with pytest.raises(ConfigError, match=r"model\.share_src_tgt_embeddings: needs one vocabulary.*spm\.joint: true"):
         params_from_dict({"model": {"share_src_tgt_embeddings": True}, "spm": {"joint": False}})
+    with pytest.raises(ConfigError, match=r"model\.input_feeding: .*set model\.attention: luong"):
+        params_from_dict({"model": {"input_feeding": True}})
+    with pytest.raises(ConfigError, match=r"model\.attention_score: additive .*model\.input_feeding: true"):
+        params_from_dict({"model": {"attention": "luong", "attention_score": "additive"}})
+    assert params_from_dict({"model": {"attention": "luong", "attention_score": "additive",
+                                       "input_feeding": True}}).model.input_feeding
     with pytest.raises(ConfigError, match=r"train\.average_last: 1 averages a single epoch"):
         params_from_dict({"train": {"average_last": 1}})
 

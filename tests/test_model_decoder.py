@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import DECODERS
 from s2s.config import ModelConfig
 from s2s.model.decoder import build_decoder, cell_step
 from s2s.model.encoder import Encoder
@@ -22,17 +23,17 @@ def test_cell_step_matches_torch_cells(cell_type):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
+@pytest.mark.parametrize("variant", DECODERS)
 @pytest.mark.parametrize("layers", [1, 2])
-def test_step_by_step_equals_teacher_forcing(cell, attention, layers):
+def test_step_by_step_equals_teacher_forcing(cell, variant, layers):
     torch.manual_seed(0)
-    config = ModelConfig(cell=cell, attention=attention, emb=8, hidden=12, dec_layers=layers, dropout=0.0)
+    config = ModelConfig(cell=cell, **DECODERS[variant], emb=8, hidden=12, dec_layers=layers, dropout=0.0)
     encoder, decoder = Encoder(20, config).eval(), build_decoder(20, 12, config).eval()
     encoded = encoder(torch.tensor([[4, 5, 6, 3]]), torch.tensor([4]))
     tgt_in = torch.tensor([[2, 7, 8, 9]])
     readout, attn = decoder(tgt_in, encoded)
     assert readout.shape == (1, 4, 8)
-    assert (attn is None) == (attention == "none")
+    assert (attn is None) == (variant == "none")
     memory, state = decoder.memory(encoded), decoder.init_state(encoded)
     for t in range(4):
         out, state, weights = decoder.step(tgt_in[:, t], state, memory)
@@ -46,3 +47,28 @@ def test_dot_score_uses_no_key_projection():
     decoder = build_decoder(20, 12, config)
     general = build_decoder(20, 12, ModelConfig(attention="luong", emb=8, hidden=12))
     assert sum(p.numel() for p in general.parameters()) - sum(p.numel() for p in decoder.parameters()) == 144
+
+
+def test_input_feeding_follows_luong_and_joey_nmt():
+    """s_t = GRU([e; a_{t-1}], s_{t-1}) with a_0 = 0, c_t attends from s_t, a_t = tanh(W_c [s_t; c_t]):
+    written out with torch's own GRU cell and softmax."""
+    torch.manual_seed(0)
+    config = ModelConfig(attention="luong", attention_score="additive", input_feeding=True, emb=8, hidden=12,
+                         dropout=0.0, tie_embeddings=False)
+    encoder, decoder = Encoder(20, config).eval(), build_decoder(20, 12, config).eval()
+    encoded = encoder(torch.tensor([[4, 5, 6, 3]]), torch.tensor([4]))
+    tgt_in = torch.tensor([[2, 7, 8]])
+    vectors, attn = decoder(tgt_in, encoded)
+    gru = nn.GRUCell(8 + 12, 12)
+    gru.load_state_dict(decoder.cells[0].state_dict())
+    att = decoder.attention
+    s = torch.tanh(decoder.bridge.hidden(encoded.final))           # (1, 12)
+    a = torch.zeros(1, 12)
+    keys = att.key_proj(encoded.states)                            # (1, 4, 12)
+    for t in range(3):
+        s = gru(torch.cat([decoder.embed(tgt_in[:, t]), a], dim=-1), s)
+        weights = torch.softmax(att.energy(torch.tanh(keys + att.query_proj(s).unsqueeze(1))).squeeze(2), dim=-1)
+        context = (weights.unsqueeze(2) * encoded.states).sum(dim=1)
+        a = torch.tanh(decoder.combine(torch.cat([s, context], dim=-1)))
+        assert torch.allclose(weights, attn[:, t], atol=1e-6)
+        assert torch.allclose(a, vectors[:, t], atol=1e-6)

@@ -1,13 +1,13 @@
 import pytest
 import torch
 
+from conftest import DECODERS
 from s2s.config import ModelConfig
 from s2s.model import Seq2Seq
 from s2s.subword import BOS_ID, EOS_ID, PAD_ID
 from s2s.tensors import pad
 
 CELLS = ["gru", "lstm"]
-ATTENTIONS = ["bahdanau", "luong", "none"]
 
 
 def batch_of(sentences_src, sentences_tgt):
@@ -20,11 +20,11 @@ def batch_of(sentences_src, sentences_tgt):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_padded_batch_gives_each_sentence_its_own_loss(cell, attention, bidirectional):
+def test_padded_batch_gives_each_sentence_its_own_loss(cell, decoder, bidirectional):
     torch.manual_seed(0)
-    config = ModelConfig(cell=cell, attention=attention, bidirectional=bidirectional, emb=16, hidden=24,
+    config = ModelConfig(cell=cell, **DECODERS[decoder], bidirectional=bidirectional, emb=16, hidden=24,
                          enc_layers=2, dec_layers=2, dropout=0.0)
     model = Seq2Seq(config, 40, 40).eval()
     srcs = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15]]
@@ -36,11 +36,11 @@ def test_padded_batch_gives_each_sentence_its_own_loss(cell, attention, bidirect
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("tie", [True, False])
-def test_gradient_reaches_every_parameter(cell, attention, tie):
+def test_gradient_reaches_every_parameter(cell, decoder, tie):
     torch.manual_seed(0)
-    model = Seq2Seq(ModelConfig(cell=cell, attention=attention, emb=8, hidden=12, enc_layers=2, dec_layers=2,
+    model = Seq2Seq(ModelConfig(cell=cell, **DECODERS[decoder], emb=8, hidden=12, enc_layers=2, dec_layers=2,
                                 tie_embeddings=tie), 30, 30)
     model.token_losses(*batch_of([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]])).sum().backward()
     for name, param in model.named_parameters():
@@ -92,3 +92,11 @@ def test_overfits_twenty_pairs(cell, attention):
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.05
+
+
+def test_joey_recurrent_model_has_joey_nmt_parameter_count():
+    """The peer benchmark's model (benchmarks/peers/joeynmt): Joey NMT 2.3.0 counts 12,262,912
+    parameters for it; s2s adds only the output layer's bias (8,000)."""
+    config = ModelConfig(attention="luong", attention_score="additive", input_feeding=True, emb=256, hidden=512,
+                         tie_embeddings=False)
+    assert Seq2Seq(config, 8000, 8000).num_parameters() == 12_262_912 + 8_000

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import DECODERS
 from s2s.config import ModelConfig
 from s2s.model import Seq2Seq
 from s2s.search import LengthLimit, beam_search, greedy, length_penalty
@@ -9,9 +10,9 @@ from s2s.subword import EOS_ID
 from s2s.tensors import pad
 
 
-def model_and_batch(seed=0, attention="bahdanau", cell="gru"):
+def model_and_batch(seed=0, decoder="bahdanau", cell="gru"):
     torch.manual_seed(seed)
-    model = Seq2Seq(ModelConfig(cell=cell, attention=attention, emb=16, hidden=24, dropout=0.0), 30, 30).eval()
+    model = Seq2Seq(ModelConfig(cell=cell, **DECODERS[decoder], emb=16, hidden=24, dropout=0.0), 30, 30).eval()
     srcs = [np.array(s) for s in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14])]
     src = pad(srcs, suffix=EOS_ID)
     lens = torch.tensor([len(s) + 1 for s in srcs])
@@ -23,9 +24,9 @@ def test_length_limit():
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
-def test_batched_greedy_equals_one_by_one_and_respects_max_length(cell, attention):
-    model, src, lens = model_and_batch(0, attention, cell)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_batched_greedy_equals_one_by_one_and_respects_max_length(cell, decoder):
+    model, src, lens = model_and_batch(0, decoder, cell)
     limit = LengthLimit(1.0, 3)
     batched = greedy(model, src, lens, limit)
     for i in range(3):
@@ -34,7 +35,7 @@ def test_batched_greedy_equals_one_by_one_and_respects_max_length(cell, attentio
         assert torch.allclose(alone.attention[0], batched.attention[i], atol=1e-6)
         assert len(batched.tokens[i]) <= int(limit.of(lens[i:i + 1])[0])
         assert EOS_ID not in batched.tokens[i]
-        if attention != "none":
+        if decoder != "none":
             assert batched.attention[i].shape == (len(batched.tokens[i]) + 1, int(lens[i]))
 
 
@@ -71,9 +72,9 @@ def test_greedy_picks_the_argmax_each_step():
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
-def test_beam_one_is_exactly_greedy(cell, attention):
-    model, src, lens = model_and_batch(2, attention, cell)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_beam_one_is_exactly_greedy(cell, decoder):
+    model, src, lens = model_and_batch(2, decoder, cell)
     limit = LengthLimit(1.5, 4)
     greedy_tokens = greedy(model, src, lens, limit).tokens
     beam_tokens = [hyps[0].tokens for hyps in beam_search(model, src, lens, limit, beam=1)]
@@ -82,9 +83,9 @@ def test_beam_one_is_exactly_greedy(cell, attention):
 
 @torch.no_grad()
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
-def test_batched_beam_equals_one_by_one_and_scores_are_sums_of_log_probs(cell, attention):
-    model, src, lens = model_and_batch(3, attention, cell)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_batched_beam_equals_one_by_one_and_scores_are_sums_of_log_probs(cell, decoder):
+    model, src, lens = model_and_batch(3, decoder, cell)
     limit = LengthLimit(1.5, 4)
     batched = beam_search(model, src, lens, limit, beam=4, alpha=1.0, nbest=4)
     for i in range(3):

@@ -76,7 +76,10 @@ class ModelConfig:
     cell: str = _knob("gru", choices=("gru", "lstm"), doc="recurrent cell")
     attention: str = _knob("bahdanau", choices=("bahdanau", "luong", "none"),
                            doc="bahdanau (additive, before the RNN, input feeding), luong (after the RNN), none")
-    attention_score: str = _knob("general", choices=("general", "dot"), doc="Luong score function")
+    attention_score: str = _knob("general", choices=("general", "dot", "additive"),
+                                 doc="Luong score function; additive needs input_feeding")
+    input_feeding: bool = _knob(False, doc="luong: feed the previous attentional vector to the RNN (Luong et al. "
+                                           "2015, Joey NMT's recurrent decoder); steps run one at a time")
     emb: int = _knob(256, low=8, high=8192, doc="embedding size")
     hidden: int = _knob(512, low=8, high=8192,
                         doc="decoder state size; a bidirectional encoder has hidden/2 per direction")
@@ -190,6 +193,14 @@ def _check_cross_fields(params: Params, source: str) -> None:
     if params.model.share_src_tgt_embeddings and not params.spm.joint:
         raise ConfigError(f"{source}: model.share_src_tgt_embeddings: needs one vocabulary for both languages; "
                           "set spm.joint: true or model.share_src_tgt_embeddings: false")
+    if params.model.input_feeding and params.model.attention != "luong":
+        raise ConfigError(f"{source}: model.input_feeding: feeds Luong's attentional vector; set model.attention: "
+                          f"luong, or model.input_feeding: false ({params.model.attention!r} "
+                          f"{'feeds its context already' if params.model.attention == 'bahdanau' else 'has none'})")
+    if params.model.attention_score == "additive" and not (params.model.attention == "luong"
+                                                           and params.model.input_feeding):
+        raise ConfigError(f"{source}: model.attention_score: additive is scored one step at a time; set "
+                          "model.attention: luong with model.input_feeding: true, or use general or dot")
     if params.train.average_last == 1:
         raise ConfigError(f"{source}: train.average_last: 1 averages a single epoch; "
                           "use 0 (off) or a k of at least 2")

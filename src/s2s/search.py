@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 
 from s2s.model import Seq2Seq
-from s2s.model.decoder import LayerState
 from s2s.subword import BOS_ID, EOS_ID
 
 
@@ -67,7 +66,7 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: Len
                 break
             keep = running.nonzero().squeeze(1)
             rows, tokens = rows.index_select(0, keep), tokens.index_select(0, keep)
-            memory, state = memory.index_select(keep), _select_state(state, keep)
+            memory, state = memory.index_select(keep), state.index_select(keep)
     out = out[:, :t + 1].tolist()                     # (batch, steps taken)
     attn = None if attn is None else attn[:, :t + 1].cpu()
     hyps, maps = [], []
@@ -92,10 +91,6 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def _select_state(state: list[LayerState], index: torch.Tensor) -> list[LayerState]:
-    return [(h.index_select(0, index), None if c is None else c.index_select(0, index)) for h, c in state]
-
-
 @torch.no_grad()
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
                 beam: int, alpha: float = 1.0, nbest: int = 1) -> list[list[Finished]]:
@@ -111,7 +106,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
     batch, k, device = src.size(0), beam, src.device
     memory, state = model.start(model.encode(src, src_lens))
     expand = torch.arange(batch, device=device).repeat_interleave(k)
-    memory, state = memory.index_select(expand), _select_state(state, expand)
+    memory, state = memory.index_select(expand), state.index_select(expand)
     max_out = limit.of(src_lens)                                      # (batch,)
     active = torch.arange(batch, device=device)                       # sentence of each row
     scores = torch.full((batch, k), float("-inf"), device=device)
@@ -148,7 +143,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
             break
         kept = keep.nonzero().squeeze(1)                                  # (rows',)
         flat = (kept.unsqueeze(1) * k + next_beam[kept]).view(-1)         # (rows'*k,)
-        state = _select_state(state, flat)
+        state = state.index_select(flat)
         if len(kept) < rows:  # the k rows of a sentence share its memory: only leaving sentences change it
             memory = memory.index_select((kept.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1))
         history = torch.cat([history.view(rows * k, -1).index_select(0, flat).view(len(kept), k, -1),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -72,7 +73,11 @@ from s2s.train import build_model, optimizer_step
 from s2s.translator import Translator
 
 # The architecture of issue 6, as s2s params (the Joey side is joey.yaml.tmpl).
-S2S_OVERRIDES = {"model.cell": "gru", "model.attention": "bahdanau", "model.emb": 256, "model.hidden": 512,
+# Joey's recurrent decoder with `attention: bahdanau` and `input_feeding: true` is s2s's Luong decoder
+# with input feeding and the additive score: the attention reads the new state, the attentional vector
+# tanh(W [s_t; c_t]) feeds the next step.
+S2S_OVERRIDES = {"model.cell": "gru", "model.attention": "luong", "model.attention_score": "additive",
+                 "model.input_feeding": True, "model.emb": 256, "model.hidden": 512,
                  "model.enc_layers": 1, "model.dec_layers": 1, "model.bidirectional": True,
                  "model.dropout": 0.3, "model.tie_embeddings": False, "train.lr": 0.001,
                  "train.lr_schedule": "constant", "train.accumulate": 1, "train.device": "cpu",
@@ -124,7 +129,7 @@ def joey_config(root: Path, params: Params, steps: int, model_dir: Path, vocab: 
     values = {"MODEL_DIR": model_dir, "SEED": params.train.seed, "TRAIN": root / "data/clean/train",
               "DEV": root / "data/clean/valid", "SPM_MODEL": root / "data/spm/spm.model", "VOCAB": vocab,
               "EMB": params.model.emb, "ENC_HIDDEN": params.model.hidden // 2, "DEC_HIDDEN": params.model.hidden,
-              "DROPOUT": params.model.dropout, "LR": params.train.lr,
+              "DROPOUT": params.model.dropout, "LR": params.train.lr, "INIT_WEIGHT": params.model.hidden ** -0.5,
               "LABEL_SMOOTHING": params.train.label_smoothing, "CLIP_GRAD": params.train.clip_grad,
               "BATCH_TOKENS": JOEY_BATCH_TOKENS, "STEPS": steps, "LOGGING_FREQ": logging_freq,
               "VALIDATION_FREQ": logging_freq * (steps // logging_freq + 1), "BEAM_ALPHA": params.eval.len_penalty}
@@ -250,6 +255,14 @@ def decode_s2s(model, vocabs: Vocabs, params: Params, lines: list[str], batch_si
 
 # ---------------------------------------------------------------- report
 
+def smoothed_target_entropy(smoothing: float, vocab_size: int) -> float:
+    """Entropy of Joey's label-smoothed target (1 - smoothing on the reference, the rest spread over the
+    vocabulary less the reference and padding): Joey's KL loss plus this is the cross-entropy s2s reports."""
+    if smoothing <= 0:
+        return 0.0
+    return -(1 - smoothing) * math.log(1 - smoothing) - smoothing * math.log(smoothing / (vocab_size - 2))
+
+
 def table(result: dict) -> str:
     s, j = result["s2s"], result["joeynmt"]
     rows = [("parameters", s["params"], j["params"], "{:,.0f}", None),
@@ -259,6 +272,9 @@ def table(result: dict) -> str:
              j["train"]["mean_tgt_tokens_per_batch"], "{:,.0f}", None),
             ("train: padding (target side)", s["train"]["padding_fraction"], j["train"]["padding_fraction"],
              "{:.1%}", None)]
+    # Joey's smoothed loss is a KL divergence: add the entropy of its target distribution to compare.
+    rows.append(("train: loss, mean of the last 10 updates", s["train"]["mean_loss_last10"],
+                 j["train"]["mean_loss_last10"] + result["joey_target_entropy"], "{:.3f}", "-"))
     joey_decode = {d["name"]: d for d in j["decode"]}
     for d in s["decode"]:
         jd = joey_decode[d["name"]]
@@ -397,7 +413,8 @@ def main() -> None:
               "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
               "joey_batch_tokens": JOEY_BATCH_TOKENS, "s2s_batch_tokens": batch_tokens,
               "joey_replayed_tgt_tokens_per_batch": joey_target, "s2s_params": params_to_dict(params),
-              "joey_config": config.read_text(), "s2s": s2s, "joeynmt": joey}
+              "joey_config": config.read_text(), "s2s": s2s, "joeynmt": joey,
+              "joey_target_entropy": smoothed_target_entropy(params.train.label_smoothing, vocab_size)}
     result["ratios"] = {"train_tgt_tokens_per_s": s2s_train["tgt_tokens_per_s"] / joey["train"]["tgt_tokens_per_s"],
                         **{f"decode_{d['name']}_sentences_per_s": d["sentences_per_s"] / jd["sentences_per_s"]
                            for d, jd in zip(s2s["decode"], joey["decode"])},

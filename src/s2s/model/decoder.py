@@ -51,6 +51,25 @@ class Memory:
                       self.mask.index_select(0, index))
 
 
+@dataclass
+class DecoderState:
+    """The recurrent state between decoding steps.
+
+    ``layers``: one (h, c) per decoder layer; ``feed``: what the next step
+    reads besides the embedding, carried over (input feeding's attentional
+    vector (batch, output_dim)), or None.
+    """
+
+    layers: list[LayerState]
+    feed: "torch.Tensor | None" = None
+
+    def index_select(self, index: torch.Tensor) -> "DecoderState":
+        """The state of the rows ``index`` (rows,), in that order."""
+        layers = [(h.index_select(0, index), None if c is None else c.index_select(0, index))
+                  for h, c in self.layers]
+        return DecoderState(layers, None if self.feed is None else self.feed.index_select(0, index))
+
+
 def cell_step(cell: nn.Module, input_gates: torch.Tensor, state: LayerState) -> LayerState:
     """One GRU/LSTM step from precomputed ``input_gates = W_ih x + b_ih`` (batch, k*hidden).
 
@@ -88,28 +107,35 @@ class Bridge(nn.Module):
         return list(zip(h, c))
 
 
-class BahdanauDecoder(nn.Module):
-    """Stacked GRU/LSTM decoder with Bahdanau attention and input feeding."""
+class StepwiseDecoder(nn.Module):
+    """What the step-by-step decoders share: embedding, attention, stacked cells, bridge.
 
-    def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
+    The first layer reads ``[E y_{t-1}; feed_t]``: the embedding half of its
+    input projection is one matrix product over all steps; the ``feed`` half
+    (Bahdanau: the context; input feeding: the previous attentional vector)
+    is applied at each step. Submodules are created in the order embedding,
+    attention, cells, bridge, then the subclass's output layers, so that a
+    seed gives the same initial weights as ever.
+    """
+
+    def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig, feed_dim: int):
         super().__init__()
         self.emb_dim, self.hidden = config.emb, config.hidden
         self.embed = nn.Embedding(vocab_size, config.emb, padding_idx=PAD_ID)
         self.dropout_p = config.dropout
-        self.attention = BahdanauAttention(config.hidden, enc_dim, config.hidden)
+        self.attention = self._make_attention(enc_dim, config)
         cell = nn.LSTMCell if config.cell == "lstm" else nn.GRUCell
         self.cells = nn.ModuleList(
-            [cell(config.emb + enc_dim, config.hidden)]
+            [cell(config.emb + feed_dim, config.hidden)]
             + [cell(config.hidden, config.hidden) for _ in range(config.dec_layers - 1)])
         self.bridge = Bridge(enc_dim, config.hidden, config.dec_layers, config.cell == "lstm")
         self.output_dim = config.emb if config.tie_embeddings else config.hidden
-        self.readout = nn.Linear(config.hidden + enc_dim + config.emb, self.output_dim)
+
+    def _make_attention(self, enc_dim: int, config: ModelConfig) -> nn.Module:
+        raise NotImplementedError
 
     def memory(self, encoded: EncoderOutput) -> Memory:
         return Memory(encoded.states, self.attention.project_keys(encoded.states), encoded.mask)
-
-    def init_state(self, encoded: EncoderOutput) -> list[LayerState]:
-        return self.bridge(encoded)
 
     def _embed_gates(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings (…, emb) and their share of the first layer's input gates (…, k*hidden)."""
@@ -118,29 +144,46 @@ class BahdanauDecoder(nn.Module):
         gates = F.linear(embedded, first.weight_ih[:, :self.emb_dim], first.bias_ih)
         return embedded, gates
 
-    def _context_weight(self) -> torch.Tensor:
-        """The context half of the first layer's input weight (k*hidden, enc_dim).
+    def _feed_weight(self) -> torch.Tensor:
+        """The feed half of the first layer's input weight (k*hidden, feed_dim).
 
         Sliced once per batch, not per step: the backward of each slice would
         zero-fill a gradient of the whole weight.
         """
         return self.cells[0].weight_ih[:, self.emb_dim:]
 
-    def _step(self, emb_gates: torch.Tensor, state: list[LayerState], memory: Memory,
-              context_weight: torch.Tensor) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+    def _run_layers(self, first_gates: torch.Tensor, layers: list[LayerState]) -> list[LayerState]:
+        """One step of every layer from the first layer's input gates (batch, k*hidden)."""
+        new_layers = [cell_step(self.cells[0], first_gates, layers[0])]
+        for cell, layer_state in zip(self.cells[1:], layers[1:]):
+            below = F.dropout(new_layers[-1][0], self.dropout_p, self.training)
+            new_layers.append(cell_step(cell, F.linear(below, cell.weight_ih, cell.bias_ih), layer_state))
+        return new_layers
+
+
+class BahdanauDecoder(StepwiseDecoder):
+    """Stacked GRU/LSTM decoder with Bahdanau attention and input feeding of the context."""
+
+    def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
+        super().__init__(vocab_size, enc_dim, config, feed_dim=enc_dim)
+        self.readout = nn.Linear(config.hidden + enc_dim + config.emb, self.output_dim)
+
+    def _make_attention(self, enc_dim: int, config: ModelConfig) -> nn.Module:
+        return BahdanauAttention(config.hidden, enc_dim, config.hidden)
+
+    def init_state(self, encoded: EncoderOutput) -> DecoderState:
+        return DecoderState(self.bridge(encoded))
+
+    def _step(self, emb_gates: torch.Tensor, state: DecoderState, memory: Memory,
+              context_weight: torch.Tensor) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Attend from the previous state, then run every layer one step.
 
         ``emb_gates`` (batch, k*hidden). Returns the context (batch, enc_dim),
-        the new layer states and the attention weights (batch, src_len).
+        the new state and the attention weights (batch, src_len).
         """
-        context, weights = self.attention(state[-1][0], memory.keys, memory.values, memory.mask)
-        first = self.cells[0]
-        gates = emb_gates + F.linear(context, context_weight)
-        new_state = [cell_step(first, gates, state[0])]
-        for cell, layer_state in zip(self.cells[1:], state[1:]):
-            below = F.dropout(new_state[-1][0], self.dropout_p, self.training)
-            new_state.append(cell_step(cell, F.linear(below, cell.weight_ih, cell.bias_ih), layer_state))
-        return context, new_state, weights
+        context, weights = self.attention(state.layers[-1][0], memory.keys, memory.values, memory.mask)
+        layers = self._run_layers(emb_gates + F.linear(context, context_weight), state.layers)
+        return context, DecoderState(layers), weights
 
     def _readout(self, top: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
         """(…, hidden), (…, enc_dim), (…, emb) -> dropout(tanh(W_o [s; c; e])) (…, output_dim)."""
@@ -159,26 +202,96 @@ class BahdanauDecoder(nn.Module):
         tops, contexts, attn = [], [], []
         # unbind, not emb_gates[:, t]: the backward of one unbind is one stack, where each
         # indexing would zero-fill and add a gradient of the whole tensor at every step.
-        context_weight = self._context_weight()
+        context_weight = self._feed_weight()
         for step_gates in emb_gates.unbind(1):          # tgt_len x (batch, k*hidden)
             context, state, weights = self._step(step_gates, state, memory, context_weight)
-            tops.append(state[-1][0])
+            tops.append(state.layers[-1][0])
             contexts.append(context)
             attn.append(weights)
         top = torch.stack(tops, dim=1)                 # (batch, tgt_len, hidden)
         context = torch.stack(contexts, dim=1)         # (batch, tgt_len, enc_dim)
         return self._readout(top, context, embedded), torch.stack(attn, dim=1)
 
-    def step(self, tokens: torch.Tensor, state: list[LayerState],
-             memory: Memory) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+    def step(self, tokens: torch.Tensor, state: DecoderState,
+             memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One decoding step from the previous tokens (batch,).
 
         Returns the readout (batch, output_dim), the new state and the
         attention weights (batch, src_len).
         """
         embedded, emb_gates = self._embed_gates(tokens)
-        context, state, weights = self._step(emb_gates, state, memory, self._context_weight())
-        return self._readout(state[-1][0], context, embedded), state, weights
+        context, state, weights = self._step(emb_gates, state, memory, self._feed_weight())
+        return self._readout(state.layers[-1][0], context, embedded), state, weights
+
+
+class InputFeedingDecoder(StepwiseDecoder):
+    """Luong attention with input feeding (Luong et al., 2015); Joey NMT's recurrent decoder.
+
+    At step ``t``, with ``a_{t-1}`` the previous attentional vector (``a_0 = 0``):
+
+        s_t = RNN(dropout([E y_{t-1}; a_{t-1}]), s_{t-1})      (stacked layers)
+        c_t = attention(s_t, encoder states)                   (additive, general or dot score)
+        a_t = tanh(W_c dropout([s_t; c_t]))                    (size hidden, emb when tied)
+        p_t = softmax(W_out a_t)
+
+    The attention reads the new state, and ``a_t`` feeds the next step, so the
+    steps run one at a time; the output layer still runs once after the loop.
+    """
+
+    def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
+        output_dim = config.emb if config.tie_embeddings else config.hidden
+        super().__init__(vocab_size, enc_dim, config, feed_dim=output_dim)
+        self.combine = nn.Linear(config.hidden + enc_dim, self.output_dim)
+
+    def _make_attention(self, enc_dim: int, config: ModelConfig) -> nn.Module:
+        if config.attention_score == "additive":
+            return BahdanauAttention(config.hidden, enc_dim, config.hidden)
+        return LuongAttention(config.hidden, enc_dim, config.attention_score)
+
+    def init_state(self, encoded: EncoderOutput) -> DecoderState:
+        layers = self.bridge(encoded)
+        return DecoderState(layers, layers[0][0].new_zeros(layers[0][0].size(0), self.output_dim))
+
+    def _attend(self, query: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context (batch, enc_dim) and weights (batch, src_len) for one query (batch, hidden)."""
+        if isinstance(self.attention, BahdanauAttention):
+            return self.attention(query, memory.keys, memory.values, memory.mask)
+        context, weights = self.attention(query.unsqueeze(1), memory.keys, memory.values, memory.mask)
+        return context.squeeze(1), weights.squeeze(1)
+
+    def _step(self, emb_gates: torch.Tensor, state: DecoderState, memory: Memory,
+              feed_weight: torch.Tensor) -> tuple[DecoderState, torch.Tensor]:
+        """Run every layer one step from ``emb_gates`` (batch, k*hidden), then attend from the top.
+
+        Returns the new state (its ``feed`` is the attentional vector,
+        (batch, output_dim)) and the attention weights (batch, src_len).
+        """
+        feed = F.dropout(state.feed, self.dropout_p, self.training)
+        layers = self._run_layers(emb_gates + F.linear(feed, feed_weight), state.layers)
+        top = layers[-1][0]                                                # (batch, hidden)
+        context, weights = self._attend(top, memory)
+        combined = F.dropout(torch.cat([top, context], dim=-1), self.dropout_p, self.training)
+        return DecoderState(layers, torch.tanh(self.combine(combined))), weights
+
+    def forward(self, tgt_in: torch.Tensor, encoded: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced decoding of ``tgt_in`` (batch, tgt_len): attentional vectors
+        (batch, tgt_len, output_dim) and attention weights (batch, tgt_len, src_len)."""
+        memory, state = self.memory(encoded), self.init_state(encoded)
+        _, emb_gates = self._embed_gates(tgt_in)        # (batch, tgt_len, k*hidden)
+        feed_weight = self._feed_weight()
+        vectors, attn = [], []
+        for step_gates in emb_gates.unbind(1):          # unbind: see BahdanauDecoder.forward
+            state, weights = self._step(step_gates, state, memory, feed_weight)
+            vectors.append(state.feed)
+            attn.append(weights)
+        return torch.stack(vectors, dim=1), torch.stack(attn, dim=1)
+
+    def step(self, tokens: torch.Tensor, state: DecoderState,
+             memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """One step from tokens (batch,): attentional vector (batch, output_dim), state, weights (batch, src_len)."""
+        _, emb_gates = self._embed_gates(tokens)
+        state, weights = self._step(emb_gates, state, memory, self._feed_weight())
+        return state.feed, state, weights
 
 
 class ParallelDecoder(nn.Module):
@@ -210,11 +323,11 @@ class ParallelDecoder(nn.Module):
             return Memory(fixed, fixed, torch.ones_like(encoded.mask[:, :1]))
         return Memory(encoded.states, self.attention.project_keys(encoded.states), encoded.mask)
 
-    def init_state(self, encoded: EncoderOutput) -> list[LayerState]:
-        return self.bridge(encoded)
+    def init_state(self, encoded: EncoderOutput) -> DecoderState:
+        return DecoderState(self.bridge(encoded))
 
-    def _run(self, embedded: torch.Tensor, state: list[LayerState], memory: Memory
-             ) -> tuple[torch.Tensor, list[LayerState], "torch.Tensor | None"]:
+    def _run(self, embedded: torch.Tensor, state: DecoderState, memory: Memory
+             ) -> tuple[torch.Tensor, DecoderState, "torch.Tensor | None"]:
         """Run the RNN over ``embedded`` (batch, steps, emb) and attend from every step.
 
         Returns readouts (batch, steps, output_dim), the final state, and the
@@ -226,11 +339,11 @@ class ParallelDecoder(nn.Module):
             inputs = torch.cat([embedded, context], dim=-1)
         else:
             inputs = embedded
-        h0 = torch.stack([h for h, _ in state])                        # (layers, batch, hidden)
-        hx = (h0, torch.stack([c for _, c in state])) if self.is_lstm else h0
+        h0 = torch.stack([h for h, _ in state.layers])                 # (layers, batch, hidden)
+        hx = (h0, torch.stack([c for _, c in state.layers])) if self.is_lstm else h0
         top, final = self.rnn(inputs, hx)                              # (batch, steps, hidden)
         h_n, c_n = final if self.is_lstm else (final, None)
-        new_state = [(h_n[i], None if c_n is None else c_n[i]) for i in range(h_n.size(0))]
+        new_state = DecoderState([(h_n[i], None if c_n is None else c_n[i]) for i in range(h_n.size(0))])
         weights = None
         if self.attention is not None:
             context, weights = self.attention(top, memory.keys, memory.values, memory.mask)
@@ -244,19 +357,21 @@ class ParallelDecoder(nn.Module):
         readout, _, weights = self._run(embedded, self.init_state(encoded), self.memory(encoded))
         return readout, weights
 
-    def step(self, tokens: torch.Tensor, state: list[LayerState],
-             memory: Memory) -> tuple[torch.Tensor, list[LayerState], "torch.Tensor | None"]:
+    def step(self, tokens: torch.Tensor, state: DecoderState,
+             memory: Memory) -> tuple[torch.Tensor, DecoderState, "torch.Tensor | None"]:
         """One step from tokens (batch,): readout (batch, output_dim), state, weights (batch, src_len) or None."""
         embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training).unsqueeze(1)
         readout, state, weights = self._run(embedded, state, memory)
         return readout.squeeze(1), state, None if weights is None else weights.squeeze(1)
 
 
-Decoder = Union[BahdanauDecoder, ParallelDecoder]
+Decoder = Union[BahdanauDecoder, InputFeedingDecoder, ParallelDecoder]
 
 
 def build_decoder(vocab_size: int, enc_dim: int, config: ModelConfig) -> Decoder:
     """The decoder that ``config.attention`` names."""
     if config.attention == "bahdanau":
         return BahdanauDecoder(vocab_size, enc_dim, config)
+    if config.input_feeding:
+        return InputFeedingDecoder(vocab_size, enc_dim, config)
     return ParallelDecoder(vocab_size, enc_dim, config)

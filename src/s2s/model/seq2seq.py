@@ -7,7 +7,7 @@ from torch import nn
 
 from s2s.config import ModelConfig
 from s2s.errors import S2SError
-from s2s.model.decoder import LayerState, Memory, build_decoder
+from s2s.model.decoder import DecoderState, Memory, build_decoder
 from s2s.model.encoder import Encoder, EncoderOutput
 from s2s.model.loss import smoothed_cross_entropy
 from s2s.subword import PAD_ID
@@ -53,19 +53,19 @@ class Seq2Seq(nn.Module):
                                         ignore_index=PAD_ID)
         return losses.view_as(tgt_out)
 
-    def start(self, encoded: EncoderOutput) -> tuple[Memory, list[LayerState]]:
+    def start(self, encoded: EncoderOutput) -> tuple[Memory, DecoderState]:
         """Decoding memory and initial decoder state for a batch."""
         return self.decoder.memory(encoded), self.decoder.init_state(encoded)
 
-    def step_log_probs(self, tokens: torch.Tensor, state: list[LayerState], memory: Memory
-                       ) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+    def step_log_probs(self, tokens: torch.Tensor, state: DecoderState, memory: Memory
+                       ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Log-probabilities of the next token (batch, tgt_vocab), new state, attention (batch, src_len)
         (None for ``attention: none``)."""
         logits, state, weights = self.step_logits(tokens, state, memory)
         return torch.log_softmax(logits, dim=-1), state, weights
 
-    def step_logits(self, tokens: torch.Tensor, state: list[LayerState], memory: Memory
-                    ) -> tuple[torch.Tensor, list[LayerState], torch.Tensor]:
+    def step_logits(self, tokens: torch.Tensor, state: DecoderState, memory: Memory
+                    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Like :meth:`step_log_probs`, with logits (batch, tgt_vocab) (enough for an argmax)."""
         readout, state, weights = self.decoder.step(tokens, state, memory)
         return self.output(readout).float(), state, weights
