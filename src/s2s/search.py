@@ -106,6 +106,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
     batch, k, device = src.size(0), beam, src.device
     memory, state = model.start(model.encode(src, src_lens))
     expand = torch.arange(batch, device=device).repeat_interleave(k)
+    beam_rows = torch.arange(k, device=device)                        # (k,) a sentence's rows, from its first
     memory, state = memory.index_select(expand), state.index_select(expand)
     max_out = limit.of(src_lens)                                      # (batch,)
     active = torch.arange(batch, device=device)                       # sentence of each row
@@ -145,7 +146,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
         flat = (kept.unsqueeze(1) * k + next_beam[kept]).view(-1)         # (rows'*k,)
         state = state.index_select(flat)
         if len(kept) < rows:  # the k rows of a sentence share its memory: only leaving sentences change it
-            memory = memory.index_select((kept.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1))
+            memory = memory.index_select((kept.unsqueeze(1) * k + beam_rows).view(-1))
         history = torch.cat([history.view(rows * k, -1).index_select(0, flat).view(len(kept), k, -1),
                              next_tokens[kept].unsqueeze(2)], dim=2)
         scores, tokens, active = go_on[kept], next_tokens[kept].view(-1), active[kept]

@@ -74,6 +74,10 @@ class Progress:
     seconds: float = 0.0          # training time in all (validation excluded)
     tokens: int = 0
 
+    def beaten_by(self, metric: str, valid_loss: float, valid_bleu: float) -> bool:
+        """Whether these valid figures beat the best epoch's on ``metric`` (loss lower, or BLEU higher)."""
+        return valid_loss < self.best_valid_loss if metric == "loss" else valid_bleu > self.best_valid_bleu
+
 
 @dataclass
 class TrainResult:
@@ -265,6 +269,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                             params.eval.batch_size)
     progress, best_state, recent_states = Progress(), cpu_state(model), []
     average: Optional[Average] = None
+    averaged_state: Optional[dict] = None  # the mean of recent_states, once the run has stopped
     key = fingerprint(params, train_data)
     checkpoint = resume_point(last_path, params, train_data)
     if checkpoint is not None:
@@ -316,11 +321,12 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
             if config.average_last:
                 recent_states = keep_recent(recent_states, cpu_state(model), config.average_last)
                 if progress.stopped and len(recent_states) >= 2:  # scored before the run is saved as finished
-                    average = _validate_average(recent_states, progress, model, translator, valid_data, config,
-                                                device)
+                    averaged_state = average_states(recent_states)
+                    average = _validate_average(averaged_state, recent_states, progress, model, translator,
+                                                valid_data, config, device)
             save_last()
     if average is not None and average.chosen:
-        final_state, loss, bleu = average_states(recent_states), average.valid_loss, average.valid_bleu
+        final_state, loss, bleu = averaged_state, average.valid_loss, average.valid_bleu
     else:
         final_state, loss, bleu = best_state, progress.best_valid_loss, progress.best_valid_bleu
     save_model(model_path, final_state, params, vocabs, step=progress.step,
@@ -329,17 +335,16 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     return TrainResult(params=model.num_parameters(), progress=progress, device=str(device), average=average)
 
 
-def _validate_average(states: list[dict], progress: Progress, model: Seq2Seq, translator: Translator,
-                      valid_data: ParallelData, config: TrainConfig, device: torch.device) -> Average:
-    """Score the mean of ``states`` (the last epochs) on valid like an epoch; ``model`` keeps its weights."""
-    model.load_state_dict(average_states(states))
+def _validate_average(averaged_state: dict, states: list[dict], progress: Progress, model: Seq2Seq,
+                      translator: Translator, valid_data: ParallelData, config: TrainConfig,
+                      device: torch.device) -> Average:
+    """Score ``averaged_state``, the mean of ``states`` (the last epochs), on valid like an epoch;
+    ``model`` keeps its weights."""
+    model.load_state_dict(averaged_state)
     valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
     valid_bleu = validation_bleu(translator, valid_data)
     model.load_state_dict(states[-1])  # the weights of the last epoch, as training left them
-    if config.early_stop_metric == "loss":
-        chosen = valid_loss < progress.best_valid_loss
-    else:
-        chosen = valid_bleu > progress.best_valid_bleu
+    chosen = progress.beaten_by(config.early_stop_metric, valid_loss, valid_bleu)
     last = progress.epoch - 1
     average = Average(first_epoch=last - len(states) + 1, last_epoch=last, valid_loss=valid_loss,
                       valid_bleu=valid_bleu, chosen=chosen)
@@ -375,10 +380,8 @@ def _end_epoch(progress: Progress, n_steps: int, model: Seq2Seq, translator: Tra
     """Validate, keep the best weights, step the schedule, log, decide on early stopping."""
     valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
     valid_bleu = validation_bleu(translator, valid_data)
-    if config.early_stop_metric == "loss":
-        improved, metric = valid_loss < progress.best_valid_loss, valid_loss
-    else:
-        improved, metric = valid_bleu > progress.best_valid_bleu, valid_bleu
+    improved = progress.beaten_by(config.early_stop_metric, valid_loss, valid_bleu)
+    metric = valid_loss if config.early_stop_metric == "loss" else valid_bleu
     if improved:
         progress.best_epoch, progress.bad_epochs = progress.epoch, 0
         progress.best_valid_loss, progress.best_valid_bleu = valid_loss, valid_bleu
