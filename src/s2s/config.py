@@ -196,7 +196,7 @@ def _check_cross_fields(params: Params, source: str) -> None:
     if params.model.input_feeding and params.model.attention != "luong":
         raise ConfigError(f"{source}: model.input_feeding: feeds Luong's attentional vector; set model.attention: "
                           f"luong, or model.input_feeding: false ({params.model.attention!r} "
-                          f"{'feeds its context already' if params.model.attention == 'bahdanau' else 'has none'})")
+                          f"{'feeds its context already' if params.model.attention == 'bahdanau' else 'has no attention'})")
     if params.model.attention_score == "additive" and not (params.model.attention == "luong"
                                                            and params.model.input_feeding):
         raise ConfigError(f"{source}: model.attention_score: additive is scored one step at a time; set "

@@ -70,6 +70,11 @@ class DecoderState:
         return DecoderState(layers, None if self.feed is None else self.feed.index_select(0, index))
 
 
+def readout_size(config: ModelConfig) -> int:
+    """Size of the vector the output layer reads: emb when tied to the embedding, else hidden."""
+    return config.emb if config.tie_embeddings else config.hidden
+
+
 def cell_step(cell: nn.Module, input_gates: torch.Tensor, state: LayerState) -> LayerState:
     """One GRU/LSTM step from precomputed ``input_gates = W_ih x + b_ih`` (batch, k*hidden).
 
@@ -129,7 +134,7 @@ class StepwiseDecoder(nn.Module):
             [cell(config.emb + feed_dim, config.hidden)]
             + [cell(config.hidden, config.hidden) for _ in range(config.dec_layers - 1)])
         self.bridge = Bridge(enc_dim, config.hidden, config.dec_layers, config.cell == "lstm")
-        self.output_dim = config.emb if config.tie_embeddings else config.hidden
+        self.output_dim = readout_size(config)
 
     def _make_attention(self, enc_dim: int, config: ModelConfig) -> nn.Module:
         raise NotImplementedError
@@ -239,8 +244,7 @@ class InputFeedingDecoder(StepwiseDecoder):
     """
 
     def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
-        output_dim = config.emb if config.tie_embeddings else config.hidden
-        super().__init__(vocab_size, enc_dim, config, feed_dim=output_dim)
+        super().__init__(vocab_size, enc_dim, config, feed_dim=readout_size(config))
         self.combine = nn.Linear(config.hidden + enc_dim, self.output_dim)
 
     def _make_attention(self, enc_dim: int, config: ModelConfig) -> nn.Module:
@@ -314,7 +318,7 @@ class ParallelDecoder(nn.Module):
         self.rnn = rnn(rnn_input, config.hidden, num_layers=config.dec_layers, batch_first=True,
                        dropout=config.dropout if config.dec_layers > 1 else 0.0)
         self.bridge = Bridge(enc_dim, config.hidden, config.dec_layers, self.is_lstm)
-        self.output_dim = config.emb if config.tie_embeddings else config.hidden
+        self.output_dim = readout_size(config)
         self.readout = nn.Linear(config.hidden + enc_dim + config.emb, self.output_dim)
 
     def memory(self, encoded: EncoderOutput) -> Memory:
