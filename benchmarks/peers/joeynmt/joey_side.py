@@ -26,6 +26,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--count-only", action="store_true", help="build the model, write its size, stop")
+    parser.add_argument("--dump-init", default="",
+                        help="with --count-only: write the initial weights and Joey's log-probabilities of the "
+                             "first --probe-lines training pairs (eval mode) to this .pt file")
+    parser.add_argument("--probe-lines", type=int, default=200)
     parser.add_argument("--decode", nargs="*", default=[],
                         help="NAME=PREFIX:BATCH:BEAM; decodes PREFIX.src (no references) with Joey's predict")
     parser.add_argument("--check-lines", type=int, default=500,
@@ -54,6 +58,8 @@ def main() -> None:
     result["tokenization_mismatches"] = check_tokenization(train_data, model, cfg, args.check_lines)
     result["config_text"] = Path(args.config).read_text()
     result["decode_specs"], result["warmup"] = args.decode, args.warmup
+    if args.dump_init:
+        torch.save(probe_function(model, cfg, args.probe_lines), args.dump_init)
     if args.count_only:
         Path(args.out).write_text(json.dumps(result, indent=1))
         return
@@ -125,6 +131,40 @@ def summarize(steps: list[dict], warmup: int) -> dict:
             "share_data_and_other": 1 - (fwd_bwd + clip_step) / wall,
             "mean_loss_first10": sum(s["loss"] for s in steps[:10]) / len(steps[:10]),
             "mean_loss_last10": sum(s["loss"] for s in steps[-10:]) / len(steps[-10:])}
+
+
+def probe_function(model, cfg: dict, lines: int) -> dict:
+    """Joey's initial weights and, in eval mode, its log-probability of each reference token of the
+    first training pairs, so that run.py can load the weights into s2s and compare the two functions.
+    Ids are SentencePiece's (Joey's with pad and unk swapped back)."""
+    import sentencepiece as spm
+
+    proc = spm.SentencePieceProcessor(model_file=cfg["data"]["src"]["tokenizer_cfg"]["model_file"])
+    prefix = cfg["data"]["train"]
+    with open(f"{prefix}.src", encoding="utf-8") as src_file, open(f"{prefix}.tgt", encoding="utf-8") as tgt_file:
+        pairs = [(proc.encode(s.rstrip("\n")), proc.encode(t.rstrip("\n"))) for s, t, _ in zip(src_file, tgt_file,
+                                                                                             range(lines))]
+    swap = {0: 1, 1: 0}
+    pad, bos, eos = model.pad_index, model.bos_index, model.eos_index
+    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))  # Joey packs sources sorted
+    srcs = [[swap.get(i, i) for i in pairs[k][0]] + [eos] for k in order]
+    tgts = [[swap.get(i, i) for i in pairs[k][1]] for k in order]
+    src = torch.full((len(srcs), max(map(len, srcs))), pad)
+    trg_in = torch.full((len(tgts), max(map(len, tgts)) + 1), pad)
+    trg_out = torch.full_like(trg_in, pad)
+    for row, (s, t) in enumerate(zip(srcs, tgts)):
+        src[row, :len(s)] = torch.tensor(s)
+        trg_in[row, :len(t) + 1] = torch.tensor([bos] + t)
+        trg_out[row, :len(t) + 1] = torch.tensor(t + [eos])
+    model.eval()
+    with torch.no_grad():
+        out, _, _, _ = model._encode_decode(src=src, trg_input=trg_in, src_mask=(src != pad).unsqueeze(1),
+                                            src_length=(src != pad).sum(1), trg_mask=(trg_in != pad).unsqueeze(1))
+        log_probs = torch.log_softmax(out, dim=-1).gather(2, trg_out.unsqueeze(2)).squeeze(2)
+    model.train()
+    rows = sorted(range(len(order)), key=lambda r: order[r])  # back to file order
+    return {"state_dict": {k: v.clone() for k, v in model.state_dict().items()},
+            "pairs": pairs, "log_probs": [log_probs[r, :len(pairs[order[r]][1]) + 1].tolist() for r in rows]}
 
 
 def check_tokenization(train_data, model, cfg: dict, lines: int) -> int:

@@ -45,6 +45,7 @@ VENV = HERE / ".venv"
 WORK = HERE / "work"
 JOEY_PACKAGES = [["torch==2.13.0"], ["joeynmt==2.3.0", "importlib_metadata", "sentencepiece==0.2.0"]]
 PARAM_TOLERANCE = 0.02
+FUNCTION_TOLERANCE = 1e-3  # log-probability, float32 sums in a different order
 JOEY_BATCH_TOKENS = 4096  # issue 6: Joey's token batches of 4096 (padding included)
 
 try:  # s2s comes from the project's environment; re-run under it when started with another python
@@ -68,7 +69,7 @@ from s2s.config import (
 )
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
-from s2s.tensors import ParallelData, token_batches
+from s2s.tensors import ParallelData, collate, pack, token_batches
 from s2s.train import build_model, optimizer_step
 from s2s.translator import Translator
 
@@ -162,27 +163,79 @@ def _same_joey_run(previous: dict, config: Path, joey_args: list[str], threads: 
             and previous.get("warmup") == int(joey_args[1]) and previous.get("threads") == threads)
 
 
+# ---------------------------------------------------------------- the same function
+
+# Joey's parameter names -> s2s's (encoder.rnn.* are named alike); s2s's output bias has no twin.
+JOEY_TO_S2S = {"src_embed.lut.weight": "encoder.embed.weight", "trg_embed.lut.weight": "decoder.embed.weight",
+               "decoder.rnn.weight_ih_l0": "decoder.cells.0.weight_ih",
+               "decoder.rnn.weight_hh_l0": "decoder.cells.0.weight_hh",
+               "decoder.rnn.bias_ih_l0": "decoder.cells.0.bias_ih", "decoder.rnn.bias_hh_l0": "decoder.cells.0.bias_hh",
+               "decoder.att_vector_layer.weight": "decoder.combine.weight",
+               "decoder.att_vector_layer.bias": "decoder.combine.bias", "decoder.output_layer.weight": "output.weight",
+               "decoder.attention.key_layer.weight": "decoder.attention.key_proj.weight",
+               "decoder.attention.query_layer.weight": "decoder.attention.query_proj.weight",
+               "decoder.attention.energy_layer.weight": "decoder.attention.energy.weight",
+               "decoder.bridge_layer.weight": "decoder.bridge.hidden.weight",
+               "decoder.bridge_layer.bias": "decoder.bridge.hidden.bias"}
+VOCAB_ROWS = {"src_embed.lut.weight", "trg_embed.lut.weight", "decoder.output_layer.weight"}
+
+
+def s2s_state_from_joey(joey_state: dict, model) -> dict:
+    """Joey's weights as an s2s state dict for ``model``: rows of vocabulary-indexed weights reordered
+    (Joey's unk 0 / pad 1 are SentencePiece's 1 / 0), the output bias (Joey has none) zero."""
+    state = {}
+    for name, tensor in joey_state.items():
+        if name in VOCAB_ROWS:
+            tensor = tensor[[1, 0, *range(2, tensor.size(0))]]
+        state[JOEY_TO_S2S.get(name, name)] = tensor.clone()
+    state["output.bias"] = torch.zeros_like(model.output.bias)
+    missing = set(model.state_dict()) ^ set(state)
+    if missing:
+        sys.exit(f"FAIL: parameters without a counterpart in the other system: {sorted(missing)}")
+    return state
+
+
+def function_gap(model, probe: dict) -> float:
+    """Largest |log p_s2s - log p_Joey| over the reference tokens of the probe pairs (eval mode),
+    with ``model`` holding Joey's weights: 0 up to float rounding when the two compute one function."""
+    pairs = probe["pairs"]
+    src_ids, src_offsets = pack([s for s, _ in pairs])
+    tgt_ids, tgt_offsets = pack([t for _, t in pairs])
+    data = ParallelData({"src": src_ids, "src_offsets": src_offsets, "tgt": tgt_ids, "tgt_offsets": tgt_offsets})
+    batch = collate(data, np.arange(len(pairs)))
+    model.eval()
+    with torch.no_grad():
+        log_probs = -model.token_losses(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out)
+    model.train()
+    return max(float((log_probs[row, :len(ref)] - torch.tensor(ref)).abs().max())
+               for row, ref in enumerate(probe["log_probs"]))
+
+
 # ---------------------------------------------------------------- batch sizes
+
+
+def joey_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, budget: int,
+                 rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch of Joey's TokenBatchSampler, replayed: shuffled sentences are added until
+    sentences x max(src+1, tgt+1) reaches the budget (no length bucketing)."""
+    batches, batch, longest = [], [], 0
+    for i in rng.permutation(len(src_lens)):
+        longest = max(longest, int(max(src_lens[i], tgt_lens[i])) + 1)
+        batch.append(i)
+        if longest * len(batch) >= budget:
+            batches.append(np.asarray(batch))
+            batch, longest = [], 0
+    if batch:
+        batches.append(np.asarray(batch))
+    return batches
 
 
 def joey_batch_real_tokens(src_lens: np.ndarray, tgt_lens: np.ndarray, budget: int, epochs: int = 3,
                            seed: int = 0) -> float:
-    """Mean real target tokens (pieces + EOS) per batch of Joey's TokenBatchSampler, replayed:
-    shuffled sentences are added until sentences x max(src+1, tgt+1) reaches the budget."""
+    """Mean real target tokens (pieces + EOS) per batch of Joey's token batches over a few epochs."""
     rng = np.random.default_rng(seed)
-    totals, batches = 0, 0
-    for _ in range(epochs):
-        longest, count, real = 0, 0, 0
-        for i in rng.permutation(len(src_lens)):
-            longest = max(longest, int(max(src_lens[i], tgt_lens[i])) + 1)
-            count += 1
-            real += int(tgt_lens[i]) + 1
-            if longest * count >= budget:
-                totals, batches = totals + real, batches + 1
-                longest, count, real = 0, 0, 0
-        if count:
-            totals, batches = totals + real, batches + 1
-    return totals / batches
+    batches = [b for _ in range(epochs) for b in joey_batches(src_lens, tgt_lens, budget, rng)]
+    return sum(int(tgt_lens[b].sum()) + len(b) for b in batches) / len(batches)
 
 
 def s2s_batch_real_tokens(data: ParallelData, budget: int, seed: int) -> float:
@@ -201,19 +254,25 @@ def match_batch_tokens(data: ParallelData, target: float, seed: int) -> int:
 
 # ---------------------------------------------------------------- the s2s side
 
-def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, warmup: int) -> tuple:
+def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, warmup: int,
+              initial_state: dict | None, joey_batching: bool) -> tuple:
     """``steps`` updates from scratch, as ``s2s train`` makes them (epoch-seeded length-bucketed
-    batches, ``optimizer_step``); the rate is timed like Joey's, from update end to update end."""
+    batches, ``optimizer_step``), from s2s's own initialisation or ``initial_state``, and with Joey's
+    unbucketed batches when ``joey_batching``; the rate is timed like Joey's, from update end to
+    update end."""
     config = params.train
     device = torch.device("cpu")
     torch.manual_seed(config.seed)
     model = build_model(params.model, vocabs).to(device)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     model.train()
     records, epoch, began = [], 1, time.perf_counter()
     while len(records) < steps:
-        batches = token_batches(data.src_lens, data.tgt_lens, config.batch_tokens,
-                                np.random.default_rng([config.seed, epoch]))
+        rng = np.random.default_rng([config.seed, epoch])
+        batches = (joey_batches(data.src_lens, data.tgt_lens, JOEY_BATCH_TOKENS, rng) if joey_batching
+                   else token_batches(data.src_lens, data.tgt_lens, config.batch_tokens, rng))
         for indices in batches[:steps - len(records)]:
             started = time.perf_counter()
             loss, tokens, _ = optimizer_step(model, optimizer, data, [indices], config, device, None)
@@ -308,6 +367,10 @@ def main() -> None:
                         help="s2s train.batch_tokens (0 = matched to Joey's real target tokens per batch)")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[],
                         help="extra s2s param override (key=value), applied after the benchmark's")
+    parser.add_argument("--s2s-init", choices=["s2s", "joey"], default="s2s",
+                        help="s2s starts from its own initialisation (PyTorch's) or from Joey's initial weights")
+    parser.add_argument("--s2s-batching", choices=["bucketed", "joey"], default="bucketed",
+                        help="s2s trains on its length-bucketed batches or on Joey's (random, with padding)")
     parser.add_argument("--out", type=Path, default=HERE / "result.json")
     parser.add_argument("--reuse-joey", action="store_true",
                         help="take Joey's figures from the last run (work/joey_result.json) when its config, "
@@ -358,10 +421,12 @@ def main() -> None:
     vocab_size = write_vocab(root / "data/spm/spm.model", WORK / "vocab.txt")
     config = joey_config(root, params, args.steps, WORK / "joey_model", WORK / "vocab.txt")
     log("Joey NMT: building the model")
-    joey_size = run_joey(python, config, WORK / "joey_size.json", args.threads, ["--count-only"],
-                         WORK / "joey_size.log")
+    joey_init = WORK / "joey_init.pt"
+    joey_size = run_joey(python, config, WORK / "joey_size.json", args.threads,
+                         ["--count-only", "--dump-init", str(joey_init)], WORK / "joey_size.log")
     torch.manual_seed(params.train.seed)
-    s2s_params = build_model(params.model, vocabs).num_parameters()
+    s2s_model = build_model(params.model, vocabs)
+    s2s_params = s2s_model.num_parameters()
     gap = abs(s2s_params - joey_size["params"]) / joey_size["params"]
     log(f"parameters: s2s {s2s_params:,}, Joey NMT {joey_size['params']:,} ({gap:.2%} apart; "
         f"vocabularies {vocab_size} / {joey_size['vocab']})")
@@ -370,6 +435,15 @@ def main() -> None:
     if joey_size["tokenization_mismatches"]:
         sys.exit(f"FAIL: Joey's ids differ from SentencePiece's on {joey_size['tokenization_mismatches']} "
                  "training lines: not the same data")
+    probe = torch.load(joey_init, weights_only=True)
+    joey_start = s2s_state_from_joey(probe["state_dict"], s2s_model)
+    s2s_model.load_state_dict(joey_start)
+    function_gap_value = function_gap(s2s_model, probe)
+    log(f"s2s with Joey's initial weights: largest log-probability difference {function_gap_value:.1e} "
+        f"over the reference tokens of {len(probe['pairs'])} training pairs")
+    if function_gap_value > FUNCTION_TOLERANCE:
+        sys.exit(f"FAIL: with the same weights the two models differ by {function_gap_value:.3g} in a "
+                 "log-probability: not the same architecture")
 
     # ---- Joey: train and decode
     log(f"Joey NMT: training {args.steps} updates, then decoding (log: {WORK / 'joey.log'})")
@@ -389,7 +463,8 @@ def main() -> None:
 
     # ---- s2s: train and decode
     log(f"s2s: training {args.steps} updates (batch_tokens {batch_tokens})")
-    model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup)
+    model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup,
+                                 joey_start if args.s2s_init == "joey" else None, args.s2s_batching == "joey")
     log(f"s2s: {s2s_train['tgt_tokens_per_s']:,.1f} target tokens/s; decoding")
     s2s_decode = []
     with torch.inference_mode():
@@ -413,7 +488,9 @@ def main() -> None:
               "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
               "joey_batch_tokens": JOEY_BATCH_TOKENS, "s2s_batch_tokens": batch_tokens,
               "joey_replayed_tgt_tokens_per_batch": joey_target, "s2s_params": params_to_dict(params),
-              "joey_config": config.read_text(), "s2s": s2s, "joeynmt": joey,
+              "joey_config": config.read_text(), "s2s_init": args.s2s_init, "s2s_batching": args.s2s_batching,
+              "function_gap": function_gap_value, "function_probe_pairs": len(probe["pairs"]),
+              "s2s": s2s, "joeynmt": joey,
               "joey_target_entropy": smoothed_target_entropy(params.train.label_smoothing, vocab_size)}
     result["ratios"] = {"train_tgt_tokens_per_s": s2s_train["tgt_tokens_per_s"] / joey["train"]["tgt_tokens_per_s"],
                         **{f"decode_{d['name']}_sentences_per_s": d["sentences_per_s"] / jd["sentences_per_s"]
