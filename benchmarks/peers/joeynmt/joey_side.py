@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+SPM_TO_JOEY = {0: 1, 1: 0}  # SentencePiece has pad 0, unk 1; Joey unk 0, pad 1; the rest agree
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -144,11 +146,10 @@ def probe_function(model, cfg: dict, lines: int) -> dict:
     with open(f"{prefix}.src", encoding="utf-8") as src_file, open(f"{prefix}.tgt", encoding="utf-8") as tgt_file:
         pairs = [(proc.encode(s.rstrip("\n")), proc.encode(t.rstrip("\n"))) for s, t, _ in zip(src_file, tgt_file,
                                                                                              range(lines))]
-    swap = {0: 1, 1: 0}
     pad, bos, eos = model.pad_index, model.bos_index, model.eos_index
     order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))  # Joey packs sources sorted
-    srcs = [[swap.get(i, i) for i in pairs[k][0]] + [eos] for k in order]
-    tgts = [[swap.get(i, i) for i in pairs[k][1]] for k in order]
+    srcs = [[SPM_TO_JOEY.get(i, i) for i in pairs[k][0]] + [eos] for k in order]
+    tgts = [[SPM_TO_JOEY.get(i, i) for i in pairs[k][1]] for k in order]
     src = torch.full((len(srcs), max(map(len, srcs))), pad)
     trg_in = torch.full((len(tgts), max(map(len, tgts)) + 1), pad)
     trg_out = torch.full_like(trg_in, pad)
@@ -169,17 +170,16 @@ def probe_function(model, cfg: dict, lines: int) -> dict:
 
 def check_tokenization(train_data, model, cfg: dict, lines: int) -> int:
     """Joey's ids of the first training lines against SentencePiece's own ids (pad/unk swapped:
-    SentencePiece has pad 0, unk 1; Joey unk 0, pad 1). Returns the number of lines that differ."""
+    ``SPM_TO_JOEY``). Returns the number of lines that differ."""
     import sentencepiece as spm
 
     proc = spm.SentencePieceProcessor(model_file=cfg["data"]["src"]["tokenizer_cfg"]["model_file"])
-    swap = {0: 1, 1: 0}
     bad = 0
     for lang, vocab in ((train_data.src_lang, model.src_vocab), (train_data.trg_lang, model.trg_vocab)):
         raw = train_data.get_list(lang=lang, tokenized=False, subsampled=False)[:lines]
         for line in raw:
             joey_ids = [vocab.lookup(t) for t in train_data.tokenizer[lang](line, is_train=False)]
-            spm_ids = [swap.get(i, i) for i in proc.encode(line)]
+            spm_ids = [SPM_TO_JOEY.get(i, i) for i in proc.encode(line)]
             bad += joey_ids != spm_ids
     return bad
 
