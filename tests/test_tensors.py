@@ -43,8 +43,8 @@ def test_collate_adds_bos_eos_and_pads():
 def test_token_batches_cover_everything_once_within_budget():
     rng = np.random.default_rng(0)
     src_lens, tgt_lens = rng.integers(1, 40, 500), rng.integers(1, 40, 500)
-    for order_rng in (None, np.random.default_rng(1)):
-        batches = token_batches(src_lens, tgt_lens, 300, order_rng)
+    for order_rng, pool in ((None, 0), (np.random.default_rng(1), 0), (np.random.default_rng(1), 4)):
+        batches = token_batches(src_lens, tgt_lens, 300, order_rng, pool)
         assert sorted(np.concatenate(batches).tolist()) == list(range(500))
         for b in batches:
             width = int(np.maximum(src_lens[b], tgt_lens[b]).max()) + 1
@@ -59,3 +59,30 @@ def test_token_batches_are_length_bucketed_and_seeded():
     assert padding / lens.sum() < 0.05
     again = token_batches(lens, lens, 500, np.random.default_rng(3))
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+def _batch_mates(batches: list[np.ndarray]) -> dict[int, frozenset]:
+    return {int(i): frozenset(b.tolist()) for b in batches for i in b}
+
+
+def test_pooled_batches_change_their_mates_each_epoch_and_stay_bucketed():
+    rng = np.random.default_rng(0)
+    lens = rng.integers(1, 60, 4000)
+    # Whole-corpus sorting: sentences of one length are always batched with each other.
+    whole = [_batch_mates(token_batches(lens, lens, 500, np.random.default_rng(e))) for e in (1, 2)]
+    pooled = [_batch_mates(token_batches(lens, lens, 500, np.random.default_rng(e), 10)) for e in (1, 2)]
+    def shared_mates(epochs):
+        return np.mean([len(epochs[0][i] & epochs[1][i]) / len(epochs[0][i]) for i in range(4000)])
+    assert shared_mates(pooled) < 0.5 * shared_mates(whole)
+    # Sorted within a pool of 10 batches, a batch still spans only a slice of the lengths.
+    batches = token_batches(lens, lens, 500, np.random.default_rng(1), 10)
+    padding = sum(int(lens[b].max()) * len(b) - int(lens[b].sum()) for b in batches)
+    assert padding / lens.sum() < 0.25
+    spread = np.mean([int(lens[b].max() - lens[b].min()) for b in batches])
+    assert spread < 10  # of 1..59
+
+
+def test_pool_is_ignored_when_decoding_in_length_order():
+    lens = np.random.default_rng(0).integers(1, 60, 1000)
+    plain = token_batches(lens, lens, 500)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, token_batches(lens, lens, 500, None, 10)))

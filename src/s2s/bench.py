@@ -99,7 +99,8 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
     optimizer = torch.optim.Adam(model.parameters(), lr=params.train.lr, fused=device.type == "cuda")
     dtype = resolve_precision(params.train.precision, device)
     rng = np.random.default_rng(params.train.seed)
-    batches = token_batches(train_data.src_lens, train_data.tgt_lens, params.train.batch_tokens, rng)
+    batches = token_batches(train_data.src_lens, train_data.tgt_lens, params.train.batch_tokens, rng,
+                            params.train.bucket_pool)
     batches = (batches * (1 + (warmup_steps + steps) // len(batches)))[:warmup_steps + steps]
     flops = train_flops_per_token(model, train_data, batches[0], device)
     model.train()

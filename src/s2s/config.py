@@ -98,6 +98,8 @@ class TrainConfig:
     precision: str = _knob("auto", choices=("auto", "fp32", "bf16"), doc="auto = bf16 autocast on CUDA, fp32 on CPU")
     threads: int = _knob(0, low=0, doc="CPU threads for torch (0 = all cores)")
     batch_tokens: int = _knob(2500, low=16, doc="padded tokens per batch (length-bucketed)")
+    bucket_pool: int = _knob(0, low=0, doc="sort by length within random pools of this many batches, new "
+                                           "each epoch (0 = sort the whole corpus: least padding)")
     accumulate: int = _knob(1, low=1, doc="batches per optimizer step (gradient accumulation)")
     max_epochs: int = _knob(20, low=1, doc="stop after this many epochs")
     lr: float = _knob(0.002, low=1e-7, high=1.0, doc="Adam learning rate")

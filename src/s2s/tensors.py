@@ -122,28 +122,44 @@ def collate(data: ParallelData, indices: np.ndarray) -> Batch:
 
 
 def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
-                  rng: np.random.Generator | None = None) -> list[np.ndarray]:
+                  rng: np.random.Generator | None = None, pool: int = 0) -> list[np.ndarray]:
     """Split sentence indices into length-bucketed batches of at most ``batch_tokens``.
 
     The budget counts padded positions (sentences x longest side + 1), so a
-    batch never exceeds it however lengths vary. With ``rng``, sentences of
-    equal length and the order of batches are shuffled; without, the order is
-    by length (for decoding).
+    batch never exceeds it however lengths vary. With ``rng``, sentences are
+    shuffled before sorting and the order of batches is shuffled; without, the
+    order is by length (for decoding). ``pool`` > 0 sorts only within pools of
+    about that many batches, taken from the shuffled corpus, so a sentence meets
+    different neighbours each epoch (the torchtext BucketIterator scheme); 0
+    sorts the whole corpus at once (least padding, the same few batch mates).
     """
     n = len(src_lens)
     order = rng.permutation(n) if rng is not None else np.arange(n)
-    order = order[np.lexsort((src_lens[order], tgt_lens[order]))]
-    width = np.maximum(src_lens[order], tgt_lens[order]) + 1
-    batches, start = [], 0
+    width = np.maximum(src_lens, tgt_lens) + 1
+    if pool > 0 and rng is not None:
+        pool_sentences = max(1, round(pool * batch_tokens / float(width.mean())))
+        pools = [order[start:start + pool_sentences] for start in range(0, n, pool_sentences)]
+    else:
+        pools = [order]
+    batches = [batch for members in pools for batch in _fill(members, src_lens, tgt_lens, width, batch_tokens)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def _fill(members: np.ndarray, src_lens: np.ndarray, tgt_lens: np.ndarray, width: np.ndarray,
+          batch_tokens: int) -> list[np.ndarray]:
+    """Sort ``members`` by (target, source) length, stably, and cut them into batches within the budget."""
+    members = members[np.lexsort((src_lens[members], tgt_lens[members]))]
+    widths = width[members]
+    batches, start, n = [], 0, len(members)
     while start < n:
         end, longest = start, 0
         while end < n:
-            longest = max(longest, int(width[end]))
+            longest = max(longest, int(widths[end]))
             if (end - start + 1) * longest > batch_tokens and end > start:
                 break
             end += 1
-        batches.append(order[start:end])
+        batches.append(members[start:end])
         start = end
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches

@@ -293,7 +293,8 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
         while not progress.stopped:
             model.train()
             rng = np.random.default_rng([config.seed, progress.epoch])
-            batches = token_batches(train_data.src_lens, train_data.tgt_lens, config.batch_tokens, rng)
+            batches = token_batches(train_data.src_lens, train_data.tgt_lens, config.batch_tokens, rng,
+                                    config.bucket_pool)
             groups = [batches[i:i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
             bar = tqdm(groups[progress.batches_done:], desc=f"epoch {progress.epoch}", disable=None, leave=False)
             for group in bar:

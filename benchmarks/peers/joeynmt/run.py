@@ -238,18 +238,18 @@ def joey_batch_real_tokens(src_lens: np.ndarray, tgt_lens: np.ndarray, budget: i
     return sum(int(tgt_lens[b].sum()) + len(b) for b in batches) / len(batches)
 
 
-def s2s_batch_real_tokens(data: ParallelData, budget: int, seed: int) -> float:
-    batches = token_batches(data.src_lens, data.tgt_lens, budget, np.random.default_rng(seed))
+def s2s_batch_real_tokens(data: ParallelData, budget: int, seed: int, pool: int) -> float:
+    batches = token_batches(data.src_lens, data.tgt_lens, budget, np.random.default_rng(seed), pool)
     return float(sum(int(data.tgt_lens[b].sum()) + len(b) for b in batches) / len(batches))
 
 
-def match_batch_tokens(data: ParallelData, target: float, seed: int) -> int:
+def match_batch_tokens(data: ParallelData, target: float, seed: int, pool: int) -> int:
     """The s2s ``batch_tokens`` whose mean real target tokens per batch is closest to ``target``."""
     low, high = 64, 64 * JOEY_BATCH_TOKENS
     while high - low > 1:  # the mean grows with the budget
         mid = (low + high) // 2
-        low, high = (mid, high) if s2s_batch_real_tokens(data, mid, seed) < target else (low, mid)
-    return min((low, high), key=lambda b: abs(s2s_batch_real_tokens(data, b, seed) - target))
+        low, high = (mid, high) if s2s_batch_real_tokens(data, mid, seed, pool) < target else (low, mid)
+    return min((low, high), key=lambda b: abs(s2s_batch_real_tokens(data, b, seed, pool) - target))
 
 
 # ---------------------------------------------------------------- the s2s side
@@ -272,7 +272,7 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
     while len(records) < steps:
         rng = np.random.default_rng([config.seed, epoch])
         batches = (joey_batches(data.src_lens, data.tgt_lens, JOEY_BATCH_TOKENS, rng) if joey_batching
-                   else token_batches(data.src_lens, data.tgt_lens, config.batch_tokens, rng))
+                   else token_batches(data.src_lens, data.tgt_lens, config.batch_tokens, rng, config.bucket_pool))
         for indices in batches[:steps - len(records)]:
             started = time.perf_counter()
             loss, tokens, _ = optimizer_step(model, optimizer, data, [indices], config, device, None)
@@ -396,13 +396,14 @@ def main() -> None:
     params = load_params_with_overrides(base, overrides + args.overrides)  # defaults when it is missing
     joey_target = joey_batch_real_tokens(train_data.src_lens, train_data.tgt_lens, JOEY_BATCH_TOKENS,
                                          seed=params.train.seed)
-    batch_tokens = args.s2s_batch_tokens or match_batch_tokens(train_data, joey_target, params.train.seed)
+    batch_tokens = args.s2s_batch_tokens or match_batch_tokens(train_data, joey_target, params.train.seed,
+                                                                   params.train.bucket_pool)
     raw = params_to_dict(params)
     raw["train"]["batch_tokens"] = batch_tokens
     params = params_from_dict(raw)
     log(f"batches: Joey {JOEY_BATCH_TOKENS} tokens with padding -> {joey_target:,.0f} real target tokens per "
         f"batch (replayed over 3 epochs); s2s train.batch_tokens={batch_tokens} -> "
-        f"{s2s_batch_real_tokens(train_data, batch_tokens, params.train.seed):,.0f}")
+        f"{s2s_batch_real_tokens(train_data, batch_tokens, params.train.seed, params.train.bucket_pool):,.0f}")
 
     test_src = read_lines(root / "data/clean/test_2016_flickr.src")
     refs = read_lines(root / "data/raw/multi30k/test_2016_flickr.en")
