@@ -60,6 +60,8 @@ import numpy as np
 import torch
 from sacrebleu.metrics import BLEU
 
+from s2s.atomic import write_text
+from s2s.bench import matmul_flops_per_s
 from s2s.clean import read_lines
 from s2s.config import (
     Params,
@@ -155,6 +157,17 @@ def run_joey(python: Path, config: Path, out: Path, threads: int, extra: list[st
         tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-30:])
         sys.exit(f"Joey NMT failed (exit {code}); last lines of {log_path}:\n{tail}")
     return json.loads(out.read_text())
+
+
+# A reused Joey run's speeds compare with this run's only on a machine this close in matmul rate.
+MACHINE_TOLERANCE = 0.15
+
+
+def machine_gap(previous: dict, matmul_rate: float) -> float | None:
+    """Relative difference of the matrix-product rate measured with a reused Joey run and now; None
+    when that run recorded none (older results)."""
+    then = previous.get("matmul_flops_per_s")
+    return None if not then else abs(matmul_rate - then) / then
 
 
 def _same_joey_run(previous: dict, config: Path, joey_args: list[str], threads: int) -> bool:
@@ -385,6 +398,8 @@ def main() -> None:
             sys.exit(f"{root / needed}: missing; run the data stages there first (dvc repro tensorize)")
     torch.set_num_threads(args.threads)
     WORK.mkdir(exist_ok=True)
+    matmul_rate = matmul_flops_per_s(torch.device("cpu"))
+    log(f"this machine: {matmul_rate / 1e9:,.1f} GFLOP/s float32 matrix product on {args.threads} threads")
 
     # ---- data and params
     vocabs = Vocabs.load(root / "data/spm")
@@ -459,6 +474,14 @@ def main() -> None:
         if args.reuse_joey:
             log("Joey NMT: no previous run with the same settings to reuse")
         joey = run_joey(python, config, previous, args.threads, joey_args, WORK / "joey.log")
+        joey["matmul_flops_per_s"] = matmul_rate
+        write_text(previous, json.dumps(joey, indent=1, ensure_ascii=False))
+    gap_then = machine_gap(joey, matmul_rate)
+    speeds_comparable = gap_then is not None and gap_then <= MACHINE_TOLERANCE
+    if not speeds_comparable:
+        log("WARNING: the reused Joey run was measured on "
+            + ("an unknown machine" if gap_then is None else f"a machine {gap_then:.0%} apart in matmul rate")
+            + ": its speeds do not compare with this run's; BLEU and loss still do")
     joey["params"] = joey_size["params"]
     log(f"Joey NMT: {joey['train']['tgt_tokens_per_s']:,.1f} target tokens/s")
 
@@ -491,6 +514,7 @@ def main() -> None:
               "joey_replayed_tgt_tokens_per_batch": joey_target, "s2s_params": params_to_dict(params),
               "joey_config": config.read_text(), "s2s_init": args.s2s_init, "s2s_batching": args.s2s_batching,
               "function_gap": function_gap_value, "function_probe_pairs": len(probe["pairs"]),
+              "matmul_flops_per_s": matmul_rate, "speeds_comparable": speeds_comparable,
               "s2s": s2s, "joeynmt": joey,
               "joey_target_entropy": smoothed_target_entropy(params.train.label_smoothing, vocab_size)}
     result["ratios"] = {"train_tgt_tokens_per_s": s2s_train["tgt_tokens_per_s"] / joey["train"]["tgt_tokens_per_s"],
@@ -498,11 +522,13 @@ def main() -> None:
                            for d, jd in zip(s2s["decode"], joey["decode"])},
                         **{f"bleu_{k}_difference": s2s["bleu"][k] - joey["bleu"][k] for k in s2s["bleu"]}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False))
     print()
     print(f"s2s vs Joey NMT {joey['versions']['joeynmt']} (torch {torch.__version__}, {args.threads} threads), "
           f"{args.steps} updates each, rates after {args.warmup}:")
     print(table(result))
+    if not speeds_comparable:
+        print("(speed ratios void: Joey's side is a reused run from another machine or load; BLEU and loss hold)")
     print(f"\nJSON: {args.out}")
 
 
