@@ -159,8 +159,9 @@ def run_joey(python: Path, config: Path, out: Path, threads: int, extra: list[st
     return json.loads(out.read_text())
 
 
-# A reused Joey run's speeds compare with this run's only on a machine this close in matmul rate.
-MACHINE_TOLERANCE = 0.15
+# A reused Joey run's speeds compare with this run's only on a machine this close in matmul rate
+# (the best of three measurements varies by up to ~20% on one shared machine; kinds differ by 2x+).
+MACHINE_TOLERANCE = 0.3
 
 
 def machine_gap(previous: dict, matmul_rate: float) -> float | None:
@@ -398,7 +399,7 @@ def main() -> None:
             sys.exit(f"{root / needed}: missing; run the data stages there first (dvc repro tensorize)")
     torch.set_num_threads(args.threads)
     WORK.mkdir(exist_ok=True)
-    matmul_rate = matmul_flops_per_s(torch.device("cpu"))
+    matmul_rate = max(matmul_flops_per_s(torch.device("cpu")) for _ in range(3))
     log(f"this machine: {matmul_rate / 1e9:,.1f} GFLOP/s float32 matrix product on {args.threads} threads")
 
     # ---- data and params
