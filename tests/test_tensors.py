@@ -68,7 +68,7 @@ def _batch_mates(batches: list[np.ndarray]) -> dict[int, frozenset]:
 def test_pooled_batches_change_their_mates_each_epoch_and_stay_bucketed():
     rng = np.random.default_rng(0)
     lens = rng.integers(1, 60, 4000)
-    # Whole-corpus sorting: sentences of one length are always batched with each other.
+    # Whole-corpus sorting: sentences of one length keep meeting each other (only ties are reshuffled).
     whole = [_batch_mates(token_batches(lens, lens, 500, np.random.default_rng(e))) for e in (1, 2)]
     pooled = [_batch_mates(token_batches(lens, lens, 500, np.random.default_rng(e), 10)) for e in (1, 2)]
     def shared_mates(epochs):
