@@ -3,7 +3,9 @@
 Started by run.py, never by hand. Builds the model and data with Joey's own API
 (``prepare``), trains with Joey's own ``TrainManager.train_and_validate`` for a fixed
 number of updates (validation frequency beyond them), times every update through
-optimizer hooks, then decodes with Joey's ``predict`` and writes one JSON.
+optimizer hooks, then decodes with Joey's ``predict`` and writes one JSON. With
+``--load-weights`` it trains nothing and decodes with the given weights (s2s's, mapped
+to Joey's names by run.py), so the two systems' decoders can be timed on one model.
 """
 
 from __future__ import annotations
@@ -34,22 +36,24 @@ def main() -> None:
     parser.add_argument("--probe-lines", type=int, default=200)
     parser.add_argument("--decode", nargs="*", default=[],
                         help="NAME=PREFIX:BATCH:BEAM; decodes PREFIX.src (no references) with Joey's predict")
+    parser.add_argument("--load-weights", default="",
+                        help="a .pt file of {'state_dict', 'output_bias'}: decode with these weights, train nothing")
     parser.add_argument("--check-lines", type=int, default=500,
                         help="training lines whose Joey ids are checked against plain SentencePiece ids")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     from joeynmt.config import load_config, parse_global_args, set_validation_args
-    from joeynmt.datasets import build_dataset
     from joeynmt.helpers_for_ddp import get_logger
-    from joeynmt.prediction import predict, prepare
+    from joeynmt.prediction import prepare
     from joeynmt.training import TrainManager
 
     cfg = load_config(args.config)
     model_dir = Path(cfg["model_dir"])
-    shutil.rmtree(model_dir, ignore_errors=True)
-    model_dir.mkdir(parents=True)
-    get_logger("", log_file=(model_dir / "train.log").as_posix())
+    if not args.load_weights:  # a decoding-only run leaves the last training run's directory alone
+        shutil.rmtree(model_dir, ignore_errors=True)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    get_logger("", log_file=(model_dir / ("decode.log" if args.load_weights else "train.log")).as_posix())
     joey = parse_global_args(cfg, rank=0, mode="train")
     model, train_data, dev_data, _ = prepare(joey, rank=0, mode="train")
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -63,6 +67,11 @@ def main() -> None:
     if args.dump_init:
         torch.save(probe_function(model, cfg, args.probe_lines), args.dump_init)
     if args.count_only:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        return
+    if args.load_weights:
+        load_weights(model, args.load_weights)
+        result["decode"] = decode(model, joey, train_data, args.decode)
         Path(args.out).write_text(json.dumps(result, indent=1))
         return
 
@@ -88,7 +97,17 @@ def main() -> None:
     result["train_wall_seconds"] = time.perf_counter() - started
     result["train"] = summarize(steps, args.warmup)
 
-    for spec in args.decode:
+    result["decode"] = decode(model, joey, train_data, args.decode)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+def decode(model, joey, train_data, specs: list[str]) -> list[dict]:
+    """Decode each NAME=PREFIX:BATCH:BEAM with Joey's ``predict``, timed from data to text."""
+    from joeynmt.datasets import build_dataset
+    from joeynmt.prediction import predict
+
+    results = []
+    for spec in specs:
         name, rest = spec.split("=", 1)
         prefix, batch_size, beam = rest.rsplit(":", 2)
         data = build_dataset(dataset_type="plain", path=prefix, src_lang=train_data.src_lang,
@@ -105,11 +124,23 @@ def main() -> None:
         elapsed = time.perf_counter() - began
         eos = model.trg_vocab._itos[model.eos_index]
         out_tokens = sum(len([t for t in seq if t != eos]) + 1 for seq in decoded)
-        result.setdefault("decode", []).append({
-            "name": name, "batch_size": int(batch_size), "beam": int(beam), "sentences": len(hyps),
-            "seconds": elapsed, "sentences_per_s": len(hyps) / elapsed, "tgt_tokens_per_s": out_tokens / elapsed,
-            "hyps": hyps})
-    Path(args.out).write_text(json.dumps(result, indent=1))
+        results.append({"name": name, "batch_size": int(batch_size), "beam": int(beam), "sentences": len(hyps),
+                        "seconds": elapsed, "sentences_per_s": len(hyps) / elapsed,
+                        "tgt_tokens_per_s": out_tokens / elapsed, "hyps": hyps})
+    return results
+
+
+def load_weights(model, path: str) -> None:
+    """Load run.py's hand-off of s2s's weights. Joey's output layer has no bias and s2s's has one, so
+    the layer becomes a biased ``nn.Linear`` over the same weight (one vector add per step)."""
+    saved = torch.load(path, weights_only=True)
+    model.load_state_dict(saved["state_dict"], strict=True)
+    layer = model.decoder.output_layer
+    biased = torch.nn.Linear(layer.in_features, layer.out_features, bias=True)
+    biased.weight = layer.weight
+    with torch.no_grad():
+        biased.bias.copy_(saved["output_bias"])
+    model.decoder.output_layer = biased
 
 
 def summarize(steps: list[dict], warmup: int) -> dict:

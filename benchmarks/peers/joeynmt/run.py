@@ -20,7 +20,10 @@ data/spm/spm.model, data/tensors, data/raw/multi30k). The script
 4. decodes test_2016_flickr with each trained model, greedy and beam 5 at batch 64,
    and at batch 1 on the first ``--batch1-sentences``; sentences/s, and sacreBLEU of
    the batch-64 outputs against the raw references;
-5. prints a table with the ratios s2s/Joey and writes everything to ``--out`` (JSON).
+5. with ``--same-weights``, hands s2s's trained weights to Joey and decodes the same
+   sets with Joey once more: both decoders then run one model, so their speeds compare
+   without a quality caveat, and their outputs should agree;
+6. prints a table with the ratios s2s/Joey and writes everything to ``--out`` (JSON).
 
 Both sides use ``--threads`` torch threads (2 on the 2-core machine of issue 6).
 """
@@ -209,6 +212,20 @@ def s2s_state_from_joey(joey_state: dict, model) -> dict:
     return state
 
 
+def joey_state_from_s2s(model) -> dict:
+    """s2s's weights for Joey (the inverse of :func:`s2s_state_from_joey`): Joey's names and row order,
+    and s2s's output bias apart (``output_bias``), since Joey's output layer has none."""
+    to_joey = {s2s_name: joey_name for joey_name, s2s_name in JOEY_TO_S2S.items()}
+    swap = [1, 0, *range(2, model.output.bias.numel())]
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name == "output.bias":
+            continue
+        joey_name = to_joey.get(name, name)
+        state[joey_name] = (tensor[swap] if joey_name in VOCAB_ROWS else tensor).clone()
+    return {"state_dict": state, "output_bias": model.output.bias.detach()[swap].clone()}
+
+
 def function_gap(model, probe: dict) -> float:
     """Largest |log p_s2s - log p_Joey| over the reference tokens of the probe pairs (eval mode),
     with ``model`` holding Joey's weights: 0 up to float rounding when the two compute one function."""
@@ -364,6 +381,25 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def compare_decodes(s2s_decode: list[dict], joey_decode: list[dict]) -> dict:
+    """Speed ratios s2s/Joey and the share of identical outputs, per decoding set."""
+    pairs = list(zip(s2s_decode, joey_decode))
+    return {"ratios": {f"decode_{d['name']}_sentences_per_s": d["sentences_per_s"] / jd["sentences_per_s"]
+                       for d, jd in pairs},
+            "identical_outputs": {d["name"]: sum(a == b for a, b in zip(d["hyps"], jd["hyps"])) / len(d["hyps"])
+                                  for d, jd in pairs}}
+
+
+def same_weights_table(s2s_decode: list[dict], same_weights: dict) -> str:
+    lines = [f"{'':<34}{'s2s sent/s':>12}{'Joey sent/s':>13}{'s2s/Joey':>10}{'same output':>13}"]
+    for d, jd in zip(s2s_decode, same_weights["joeynmt_decode"]):
+        label = f"b{d['batch_size']} {'greedy' if d['beam'] == 1 else 'beam ' + str(d['beam'])} ({d['sentences']})"
+        lines.append(f"{label:<34}{d['sentences_per_s']:>12,.1f}{jd['sentences_per_s']:>13,.1f}"
+                     f"{d['sentences_per_s'] / jd['sentences_per_s']:>9.2f}x"
+                     f"{same_weights['identical_outputs'][d['name']]:>13.1%}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -385,6 +421,8 @@ def main() -> None:
                         help="s2s starts from its own initialisation (PyTorch's) or from Joey's initial weights")
     parser.add_argument("--s2s-batching", choices=["bucketed", "joey"], default="bucketed",
                         help="s2s trains on its length-bucketed batches or on Joey's (random, with padding)")
+    parser.add_argument("--same-weights", action="store_true",
+                        help="also decode with Joey using s2s's trained weights: both decoders on one model")
     parser.add_argument("--out", type=Path, default=HERE / "result.json")
     parser.add_argument("--reuse-joey", action="store_true",
                         help="take Joey's figures from the last run (work/joey_result.json) when its config, "
@@ -498,6 +536,15 @@ def main() -> None:
                                                                           decode_sets[name][0], batch, beam)})
     s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
            "train": s2s_train, "decode": s2s_decode}
+    same_weights = None
+    if args.same_weights:
+        log("Joey NMT: decoding with s2s's trained weights")
+        handoff = WORK / "s2s_weights_for_joey.pt"
+        torch.save(joey_state_from_s2s(model), handoff)
+        joey_same = run_joey(python, config, WORK / "joey_same_weights.json", args.threads,
+                             ["--load-weights", str(handoff), "--check-lines", "0", *decode_args],
+                             WORK / "joey_same_weights.log")
+        same_weights = {"joeynmt_decode": joey_same["decode"], **compare_decodes(s2s_decode, joey_same["decode"])}
 
     # ---- BLEU and report
     bleu = BLEU()
@@ -516,11 +563,10 @@ def main() -> None:
               "joey_config": config.read_text(), "s2s_init": args.s2s_init, "s2s_batching": args.s2s_batching,
               "function_gap": function_gap_value, "function_probe_pairs": len(probe["pairs"]),
               "matmul_flops_per_s": matmul_rate, "speeds_comparable": speeds_comparable,
-              "s2s": s2s, "joeynmt": joey,
+              "s2s": s2s, "joeynmt": joey, "same_weights": same_weights,
               "joey_target_entropy": smoothed_target_entropy(params.train.label_smoothing, vocab_size)}
     result["ratios"] = {"train_tgt_tokens_per_s": s2s_train["tgt_tokens_per_s"] / joey["train"]["tgt_tokens_per_s"],
-                        **{f"decode_{d['name']}_sentences_per_s": d["sentences_per_s"] / jd["sentences_per_s"]
-                           for d, jd in zip(s2s["decode"], joey["decode"])},
+                        **compare_decodes(s2s["decode"], joey["decode"])["ratios"],
                         **{f"bleu_{k}_difference": s2s["bleu"][k] - joey["bleu"][k] for k in s2s["bleu"]}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False))
@@ -530,6 +576,9 @@ def main() -> None:
     print(table(result))
     if not speeds_comparable:
         print("(speed ratios void: Joey's side is a reused run from another machine or load; BLEU and loss hold)")
+    if same_weights is not None:
+        print("\nDecoding with the same weights (s2s's trained model loaded into Joey), measured in this run:")
+        print(same_weights_table(s2s_decode, same_weights))
     print(f"\nJSON: {args.out}")
 
 
