@@ -343,7 +343,37 @@ def decode_s2s(model, vocabs: Vocabs, params: Params, lines: list[str], batch_si
             "sentences_per_s": len(lines) / elapsed, "tgt_tokens_per_s": tokens / elapsed, "hyps": texts}
 
 
+def decode_s2s_sets(model, vocabs: Vocabs, params: Params, decode_sets: dict, specs: list[tuple]) -> list[dict]:
+    """s2s's decoding of each (set, batch, beam) in ``specs``."""
+    with torch.inference_mode():
+        return [{"name": f"{name}_beam{beam}", **decode_s2s(model, vocabs, params, decode_sets[name][0], batch, beam)}
+                for name, batch, beam in specs]
+
+
+def decode_same_weights(python: Path, config: Path, model, s2s_decode: list[dict], threads: int,
+                        decode_args: list[str]) -> dict:
+    """Joey's decoding of the same sets with ``model``'s weights, against s2s's ``s2s_decode``."""
+    log("Joey NMT: decoding with s2s's weights")
+    handoff = WORK / "s2s_weights_for_joey.pt"
+    torch.save(joey_state_from_s2s(model), handoff)
+    joey_same = run_joey(python, config, WORK / "joey_same_weights.json", threads,
+                         ["--load-weights", str(handoff), "--check-lines", "0", *decode_args],
+                         WORK / "joey_same_weights.log")
+    return {"joeynmt_decode": joey_same["decode"], **compare_decodes(s2s_decode, joey_same["decode"])}
+
+
 # ---------------------------------------------------------------- report
+
+def score_bleu(decodes: list[dict], refs: list[str], scores: dict) -> str:
+    """sacreBLEU of each batch-64 decoding (into each dict's "bleu", and ``scores`` by greedy/beam);
+    returns the signature."""
+    bleu = BLEU()
+    for d in decodes:
+        if d["batch_size"] == 64:
+            d["bleu"] = bleu.corpus_score(d["hyps"], [refs[:len(d["hyps"])]]).score
+            scores["greedy" if d["beam"] == 1 else "beam"] = d["bleu"]
+    return str(bleu.get_signature())
+
 
 def smoothed_target_entropy(smoothing: float, vocab_size: int) -> float:
     """Entropy of Joey's label-smoothed target (1 - smoothing on the reference, the rest spread over the
@@ -391,12 +421,14 @@ def compare_decodes(s2s_decode: list[dict], joey_decode: list[dict]) -> dict:
 
 
 def same_weights_table(s2s_decode: list[dict], same_weights: dict) -> str:
-    lines = [f"{'':<34}{'s2s sent/s':>12}{'Joey sent/s':>13}{'s2s/Joey':>10}{'same output':>13}"]
+    lines = [f"{'':<24}{'s2s sent/s':>12}{'Joey sent/s':>13}{'s2s/Joey':>10}{'same output':>13}"
+             f"{'BLEU s2s / Joey':>18}"]
     for d, jd in zip(s2s_decode, same_weights["joeynmt_decode"]):
         label = f"b{d['batch_size']} {'greedy' if d['beam'] == 1 else 'beam ' + str(d['beam'])} ({d['sentences']})"
-        lines.append(f"{label:<34}{d['sentences_per_s']:>12,.1f}{jd['sentences_per_s']:>13,.1f}"
+        bleu = f"{d['bleu']:.2f} / {jd['bleu']:.2f}" if "bleu" in d and "bleu" in jd else ""
+        lines.append(f"{label:<24}{d['sentences_per_s']:>12,.1f}{jd['sentences_per_s']:>13,.1f}"
                      f"{d['sentences_per_s'] / jd['sentences_per_s']:>9.2f}x"
-                     f"{same_weights['identical_outputs'][d['name']]:>13.1%}")
+                     f"{same_weights['identical_outputs'][d['name']]:>13.1%}{bleu:>18}")
     return "\n".join(lines)
 
 
@@ -423,12 +455,15 @@ def main() -> None:
                         help="s2s trains on its length-bucketed batches or on Joey's (random, with padding)")
     parser.add_argument("--same-weights", action="store_true",
                         help="also decode with Joey using s2s's trained weights: both decoders on one model")
+    parser.add_argument("--decode-only", type=Path, metavar="WEIGHTS",
+                        help="train neither system: load these s2s weights (work/s2s_model.pt of an earlier run) and "
+                             "compare the decoders on them, as --same-weights does")
     parser.add_argument("--out", type=Path, default=HERE / "result.json")
     parser.add_argument("--reuse-joey", action="store_true",
                         help="take Joey's figures from the last run (work/joey_result.json) when its config, "
                              "steps and decoding sets are the same; for re-measuring s2s alone")
     args = parser.parse_args()
-    if not 0 <= args.warmup < args.steps:
+    if not args.decode_only and not 0 <= args.warmup < args.steps:
         sys.exit("--warmup must be at least 0 and below --steps")
     root = args.root.resolve()
     for needed in ("data/clean/train.src", "data/clean/test_2016_flickr.src", "data/spm/spm.model",
@@ -500,9 +535,27 @@ def main() -> None:
         sys.exit(f"FAIL: with the same weights the two models differ by {function_gap_value:.3g} in a "
                  "log-probability: not the same architecture")
 
+    decode_args = ["--decode", *[f"{n}_beam{k}={WORK / ('test_' + n)}:{b}:{k}" for n, b, k in specs]]
+    if args.decode_only:
+        s2s_model.load_state_dict(torch.load(args.decode_only, weights_only=True))
+        s2s_decode = decode_s2s_sets(s2s_model.eval(), vocabs, params, decode_sets, specs)
+        same_weights = decode_same_weights(python, config, s2s_model, s2s_decode, args.threads, decode_args)
+        score_bleu(s2s_decode, refs, {})
+        score_bleu(same_weights["joeynmt_decode"], refs, {})
+        result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
+                  "cpu_count": os.cpu_count(), "threads": args.threads, "weights": str(args.decode_only.resolve()),
+                  "s2s_params": params_to_dict(params), "joey_config": config.read_text(),
+                  "function_gap": function_gap_value, "matmul_flops_per_s": matmul_rate,
+                  "s2s_decode": s2s_decode, "same_weights": same_weights}
+        write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False))
+        print(f"\ns2s vs Joey NMT decoding one model ({args.decode_only}; torch {torch.__version__}, "
+              f"{args.threads} threads):")
+        print(same_weights_table(s2s_decode, same_weights))
+        print(f"\nJSON: {args.out}")
+        return
+
     # ---- Joey: train and decode
     log(f"Joey NMT: training {args.steps} updates, then decoding (log: {WORK / 'joey.log'})")
-    decode_args = ["--decode", *[f"{n}_beam{k}={WORK / ('test_' + n)}:{b}:{k}" for n, b, k in specs]]
     joey_args = ["--warmup", str(args.warmup), "--check-lines", "0", *decode_args]
     previous = WORK / "joey_result.json"
     if args.reuse_joey and previous.exists() and _same_joey_run(json.loads(previous.read_text()), config, joey_args,
@@ -529,33 +582,19 @@ def main() -> None:
     model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup,
                                  joey_start if args.s2s_init == "joey" else None, args.s2s_batching == "joey")
     log(f"s2s: {s2s_train['tgt_tokens_per_s']:,.1f} target tokens/s; decoding")
-    s2s_decode = []
-    with torch.inference_mode():
-        for name, batch, beam in specs:
-            s2s_decode.append({"name": f"{name}_beam{beam}", **decode_s2s(model, vocabs, params,
-                                                                          decode_sets[name][0], batch, beam)})
+    torch.save(model.state_dict(), WORK / "s2s_model.pt")  # for a later --decode-only
+    s2s_decode = decode_s2s_sets(model, vocabs, params, decode_sets, specs)
     s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
            "train": s2s_train, "decode": s2s_decode}
-    same_weights = None
-    if args.same_weights:
-        log("Joey NMT: decoding with s2s's trained weights")
-        handoff = WORK / "s2s_weights_for_joey.pt"
-        torch.save(joey_state_from_s2s(model), handoff)
-        joey_same = run_joey(python, config, WORK / "joey_same_weights.json", args.threads,
-                             ["--load-weights", str(handoff), "--check-lines", "0", *decode_args],
-                             WORK / "joey_same_weights.log")
-        same_weights = {"joeynmt_decode": joey_same["decode"], **compare_decodes(s2s_decode, joey_same["decode"])}
+    same_weights = (decode_same_weights(python, config, model, s2s_decode, args.threads, decode_args)
+                    if args.same_weights else None)
 
     # ---- BLEU and report
-    bleu = BLEU()
     for system in (s2s, joey):
         system["bleu"] = {}
-        for d in system["decode"]:
-            if d["batch_size"] == 64:
-                score = bleu.corpus_score(d["hyps"], [refs[:len(d["hyps"])]]).score
-                d["bleu"] = score
-                system["bleu"]["greedy" if d["beam"] == 1 else "beam"] = score
-                system["bleu_signature"] = str(bleu.get_signature())
+        system["bleu_signature"] = score_bleu(system["decode"], refs, system["bleu"])
+    if same_weights is not None:
+        score_bleu(same_weights["joeynmt_decode"], refs, {})
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
               "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
               "joey_batch_tokens": JOEY_BATCH_TOKENS, "s2s_batch_tokens": batch_tokens,
