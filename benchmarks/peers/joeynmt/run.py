@@ -537,7 +537,13 @@ def main() -> None:
 
     decode_args = ["--decode", *[f"{n}_beam{k}={WORK / ('test_' + n)}:{b}:{k}" for n, b, k in specs]]
     if args.decode_only:
-        s2s_model.load_state_dict(torch.load(args.decode_only, weights_only=True))
+        if not args.decode_only.is_file():
+            sys.exit(f"{args.decode_only}: no such file; a run without --decode-only saves work/s2s_model.pt")
+        try:
+            s2s_model.load_state_dict(torch.load(args.decode_only, weights_only=True))
+        except RuntimeError as error:
+            sys.exit(f"{args.decode_only}: not weights of this architecture ({str(error).splitlines()[0]}); "
+                     "pass the -S overrides of the run that saved them")
         s2s_decode = decode_s2s_sets(s2s_model.eval(), vocabs, params, decode_sets, specs)
         same_weights = decode_same_weights(python, config, s2s_model, s2s_decode, args.threads, decode_args)
         score_bleu(s2s_decode, refs, {})
