@@ -351,15 +351,25 @@ def decode_s2s_sets(model, vocabs: Vocabs, params: Params, decode_sets: dict, sp
 
 
 def decode_same_weights(python: Path, config: Path, model, s2s_decode: list[dict], threads: int,
-                        decode_args: list[str]) -> dict:
-    """Joey's decoding of the same sets with ``model``'s weights, against s2s's ``s2s_decode``."""
+                        decode_args: list[str], decode_again) -> dict:
+    """Joey's decoding of the same sets with ``model``'s weights, bracketed by s2s's: ``s2s_decode``
+    before Joey's and ``decode_again()`` after it; s2s's time per set is the mean of the two, so a
+    machine whose load drifts during the run moves both sides alike."""
     log("Joey NMT: decoding with s2s's weights")
     handoff = WORK / "s2s_weights_for_joey.pt"
     torch.save(joey_state_from_s2s(model), handoff)
     joey_same = run_joey(python, config, WORK / "joey_same_weights.json", threads,
                          ["--load-weights", str(handoff), "--check-lines", "0", *decode_args],
                          WORK / "joey_same_weights.log")
-    return {"joeynmt_decode": joey_same["decode"], **compare_decodes(s2s_decode, joey_same["decode"])}
+    log("s2s: decoding again, after Joey")
+    bracketed = []
+    for before, after in zip(s2s_decode, decode_again()):
+        seconds = (before["seconds"] + after["seconds"]) / 2
+        bracketed.append({**before, "seconds": seconds, "seconds_before_after": [before["seconds"], after["seconds"]],
+                          "sentences_per_s": before["sentences"] / seconds,
+                          "tgt_tokens_per_s": before["tgt_tokens_per_s"] * before["seconds"] / seconds})
+    return {"s2s_decode": bracketed, "joeynmt_decode": joey_same["decode"],
+            **compare_decodes(bracketed, joey_same["decode"])}
 
 
 # ---------------------------------------------------------------- report
@@ -420,10 +430,10 @@ def compare_decodes(s2s_decode: list[dict], joey_decode: list[dict]) -> dict:
                                   for d, jd in pairs}}
 
 
-def same_weights_table(s2s_decode: list[dict], same_weights: dict) -> str:
+def same_weights_table(same_weights: dict) -> str:
     lines = [f"{'':<24}{'s2s sent/s':>12}{'Joey sent/s':>13}{'s2s/Joey':>10}{'same output':>13}"
              f"{'BLEU s2s / Joey':>18}"]
-    for d, jd in zip(s2s_decode, same_weights["joeynmt_decode"]):
+    for d, jd in zip(same_weights["s2s_decode"], same_weights["joeynmt_decode"]):
         label = f"b{d['batch_size']} {'greedy' if d['beam'] == 1 else 'beam ' + str(d['beam'])} ({d['sentences']})"
         bleu = f"{d['bleu']:.2f} / {jd['bleu']:.2f}" if "bleu" in d and "bleu" in jd else ""
         lines.append(f"{label:<24}{d['sentences_per_s']:>12,.1f}{jd['sentences_per_s']:>13,.1f}"
@@ -545,18 +555,19 @@ def main() -> None:
             sys.exit(f"{args.decode_only}: not weights of this architecture ({str(error).splitlines()[0]}); "
                      "pass the -S overrides of the run that saved them")
         s2s_decode = decode_s2s_sets(s2s_model.eval(), vocabs, params, decode_sets, specs)
-        same_weights = decode_same_weights(python, config, s2s_model, s2s_decode, args.threads, decode_args)
-        score_bleu(s2s_decode, refs, {})
-        score_bleu(same_weights["joeynmt_decode"], refs, {})
+        same_weights = decode_same_weights(python, config, s2s_model, s2s_decode, args.threads, decode_args,
+                                           lambda: decode_s2s_sets(s2s_model, vocabs, params, decode_sets, specs))
+        for decodes in (same_weights["s2s_decode"], same_weights["joeynmt_decode"]):
+            score_bleu(decodes, refs, {})
         result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
                   "cpu_count": os.cpu_count(), "threads": args.threads, "weights": str(args.decode_only.resolve()),
                   "s2s_params": params_to_dict(params), "joey_config": config.read_text(),
                   "function_gap": function_gap_value, "matmul_flops_per_s": matmul_rate,
-                  "s2s_decode": s2s_decode, "same_weights": same_weights}
+                  "same_weights": same_weights}
         write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False))
         print(f"\ns2s vs Joey NMT decoding one model ({args.decode_only}; torch {torch.__version__}, "
               f"{args.threads} threads):")
-        print(same_weights_table(s2s_decode, same_weights))
+        print(same_weights_table(same_weights))
         print(f"\nJSON: {args.out}")
         return
 
@@ -592,7 +603,8 @@ def main() -> None:
     s2s_decode = decode_s2s_sets(model, vocabs, params, decode_sets, specs)
     s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
            "train": s2s_train, "decode": s2s_decode}
-    same_weights = (decode_same_weights(python, config, model, s2s_decode, args.threads, decode_args)
+    same_weights = (decode_same_weights(python, config, model, s2s_decode, args.threads, decode_args,
+                                        lambda: decode_s2s_sets(model, vocabs, params, decode_sets, specs))
                     if args.same_weights else None)
 
     # ---- BLEU and report
@@ -600,7 +612,8 @@ def main() -> None:
         system["bleu"] = {}
         system["bleu_signature"] = score_bleu(system["decode"], refs, system["bleu"])
     if same_weights is not None:
-        score_bleu(same_weights["joeynmt_decode"], refs, {})
+        for decodes in (same_weights["s2s_decode"], same_weights["joeynmt_decode"]):
+            score_bleu(decodes, refs, {})
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
               "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
               "joey_batch_tokens": JOEY_BATCH_TOKENS, "s2s_batch_tokens": batch_tokens,
@@ -623,7 +636,7 @@ def main() -> None:
         print("(speed ratios void: Joey's side is a reused run from another machine or load; BLEU and loss hold)")
     if same_weights is not None:
         print("\nDecoding with the same weights (s2s's trained model loaded into Joey), measured in this run:")
-        print(same_weights_table(s2s_decode, same_weights))
+        print(same_weights_table(same_weights))
     print(f"\nJSON: {args.out}")
 
 
