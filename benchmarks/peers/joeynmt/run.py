@@ -40,6 +40,7 @@ import string
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -350,11 +351,11 @@ def decode_s2s_sets(model, vocabs: Vocabs, params: Params, decode_sets: dict, sp
                 for name, batch, beam in specs]
 
 
-def decode_same_weights(python: Path, config: Path, model, s2s_decode: list[dict], threads: int,
-                        decode_args: list[str], decode_again) -> dict:
-    """Joey's decoding of the same sets with ``model``'s weights, bracketed by s2s's: ``s2s_decode``
-    before Joey's and ``decode_again()`` after it; s2s's time per set is the mean of the two, so a
-    machine whose load drifts during the run moves both sides alike."""
+def decode_same_weights(python: Path, config: Path, model, threads: int, decode_args: list[str],
+                        s2s_before: list[dict], decode_s2s_again, refs: list[str]) -> dict:
+    """Joey's decoding of the same sets with ``model``'s weights, bracketed by s2s's: ``s2s_before``
+    before Joey's and ``decode_s2s_again()`` after it; s2s's time per set is the mean of the two, so a
+    machine whose load drifts during the run moves both sides alike. BLEU of both is scored."""
     log("Joey NMT: decoding with s2s's weights")
     handoff = WORK / "s2s_weights_for_joey.pt"
     torch.save(joey_state_from_s2s(model), handoff)
@@ -363,11 +364,13 @@ def decode_same_weights(python: Path, config: Path, model, s2s_decode: list[dict
                          WORK / "joey_same_weights.log")
     log("s2s: decoding again, after Joey")
     bracketed = []
-    for before, after in zip(s2s_decode, decode_again()):
+    for before, after in zip(s2s_before, decode_s2s_again()):
         seconds = (before["seconds"] + after["seconds"]) / 2
         bracketed.append({**before, "seconds": seconds, "seconds_before_after": [before["seconds"], after["seconds"]],
                           "sentences_per_s": before["sentences"] / seconds,
                           "tgt_tokens_per_s": before["tgt_tokens_per_s"] * before["seconds"] / seconds})
+    for decodes in (bracketed, joey_same["decode"]):
+        score_bleu(decodes, refs, {})
     return {"s2s_decode": bracketed, "joeynmt_decode": joey_same["decode"],
             **compare_decodes(bracketed, joey_same["decode"])}
 
@@ -554,11 +557,9 @@ def main() -> None:
         except RuntimeError as error:
             sys.exit(f"{args.decode_only}: not weights of this architecture ({str(error).splitlines()[0]}); "
                      "pass the -S overrides of the run that saved them")
-        s2s_decode = decode_s2s_sets(s2s_model.eval(), vocabs, params, decode_sets, specs)
-        same_weights = decode_same_weights(python, config, s2s_model, s2s_decode, args.threads, decode_args,
-                                           lambda: decode_s2s_sets(s2s_model, vocabs, params, decode_sets, specs))
-        for decodes in (same_weights["s2s_decode"], same_weights["joeynmt_decode"]):
-            score_bleu(decodes, refs, {})
+        decode = partial(decode_s2s_sets, s2s_model, vocabs, params, decode_sets, specs)
+        same_weights = decode_same_weights(python, config, s2s_model, args.threads, decode_args, decode(), decode,
+                                           refs)
         result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
                   "cpu_count": os.cpu_count(), "threads": args.threads, "weights": str(args.decode_only.resolve()),
                   "s2s_params": params_to_dict(params), "joey_config": config.read_text(),
@@ -600,20 +601,17 @@ def main() -> None:
                                  joey_start if args.s2s_init == "joey" else None, args.s2s_batching == "joey")
     log(f"s2s: {s2s_train['tgt_tokens_per_s']:,.1f} target tokens/s; decoding")
     torch.save(model.state_dict(), WORK / "s2s_model.pt")  # for a later --decode-only
-    s2s_decode = decode_s2s_sets(model, vocabs, params, decode_sets, specs)
+    decode = partial(decode_s2s_sets, model, vocabs, params, decode_sets, specs)
+    s2s_decode = decode()
     s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
            "train": s2s_train, "decode": s2s_decode}
-    same_weights = (decode_same_weights(python, config, model, s2s_decode, args.threads, decode_args,
-                                        lambda: decode_s2s_sets(model, vocabs, params, decode_sets, specs))
+    same_weights = (decode_same_weights(python, config, model, args.threads, decode_args, s2s_decode, decode, refs)
                     if args.same_weights else None)
 
     # ---- BLEU and report
     for system in (s2s, joey):
         system["bleu"] = {}
         system["bleu_signature"] = score_bleu(system["decode"], refs, system["bleu"])
-    if same_weights is not None:
-        for decodes in (same_weights["s2s_decode"], same_weights["joeynmt_decode"]):
-            score_bleu(decodes, refs, {})
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
               "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
               "joey_batch_tokens": JOEY_BATCH_TOKENS, "s2s_batch_tokens": batch_tokens,
