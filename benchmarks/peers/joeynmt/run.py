@@ -290,8 +290,8 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
               initial_state: dict | None, joey_batching: bool) -> tuple:
     """``steps`` updates from scratch, as ``s2s train`` makes them (epoch-seeded length-bucketed
     batches, ``optimizer_step``), from s2s's own initialisation or ``initial_state``, and with Joey's
-    unbucketed batches when ``joey_batching``; the rate is timed like Joey's, from update end to
-    update end."""
+    unbucketed batches when ``joey_batching``; an update holds ``train.accumulate`` bucketed batches (one
+    of Joey's). The rate is timed like Joey's, from update end to update end."""
     config = params.train
     device = torch.device("cpu")
     torch.manual_seed(config.seed)
@@ -305,12 +305,14 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
         rng = np.random.default_rng([config.seed, epoch])
         batches = (joey_batches(data.src_lens, data.tgt_lens, JOEY_BATCH_TOKENS, rng) if joey_batching
                    else token_batches(data.src_lens, data.tgt_lens, config.batch_tokens, rng, config.bucket_pool))
-        for indices in batches[:steps - len(records)]:
+        per_update = 1 if joey_batching else config.accumulate
+        groups = [batches[i:i + per_update] for i in range(0, len(batches), per_update)]
+        for group in groups[:steps - len(records)]:
             started = time.perf_counter()
-            loss, tokens, _ = optimizer_step(model, optimizer, data, [indices], config, device, None)
-            width = int(data.tgt_lens[indices].max()) + 1
+            loss, tokens, _ = optimizer_step(model, optimizer, data, group, config, device, None)
             records.append({"begin": started, "end": time.perf_counter(), "tokens": tokens,
-                            "sentences": len(indices), "tgt_positions": len(indices) * width,
+                            "sentences": sum(len(b) for b in group),
+                            "tgt_positions": sum(len(b) * (int(data.tgt_lens[b].max()) + 1) for b in group),
                             "loss": loss / tokens})
             if len(records) % 25 == 0:
                 log(f"s2s: update {len(records)}/{steps}")
@@ -401,7 +403,7 @@ def table(result: dict) -> str:
     rows = [("parameters", s["params"], j["params"], "{:,.0f}", None),
             ("train: target tokens/s", s["train"]["tgt_tokens_per_s"], j["train"]["tgt_tokens_per_s"], "{:,.1f}", "x"),
             ("train: seconds/update", s["train"]["seconds_per_step"], j["train"]["seconds_per_step"], "{:.3f}", None),
-            ("train: real target tokens/batch", s["train"]["mean_tgt_tokens_per_batch"],
+            ("train: real target tokens/update", s["train"]["mean_tgt_tokens_per_batch"],
              j["train"]["mean_tgt_tokens_per_batch"], "{:,.0f}", None),
             ("train: padding (target side)", s["train"]["padding_fraction"], j["train"]["padding_fraction"],
              "{:.1%}", None)]
@@ -498,14 +500,18 @@ def main() -> None:
     params = load_params_with_overrides(base, overrides + args.overrides)  # defaults when it is missing
     joey_target = joey_batch_real_tokens(train_data.src_lens, train_data.tgt_lens, JOEY_BATCH_TOKENS,
                                          seed=params.train.seed)
-    batch_tokens = args.s2s_batch_tokens or match_batch_tokens(train_data, joey_target, params.train.seed,
-                                                                   params.train.bucket_pool)
+    accumulate = params.train.accumulate  # an update of `accumulate` batches holds Joey's tokens
+    if accumulate > 1 and args.s2s_batching == "joey":
+        sys.exit("--s2s-batching joey replays Joey's batches, one per update: drop -S train.accumulate")
+    batch_tokens = args.s2s_batch_tokens or match_batch_tokens(train_data, joey_target / accumulate,
+                                                               params.train.seed, params.train.bucket_pool)
     raw = params_to_dict(params)
     raw["train"]["batch_tokens"] = batch_tokens
     params = params_from_dict(raw)
     log(f"batches: Joey {JOEY_BATCH_TOKENS} tokens with padding -> {joey_target:,.0f} real target tokens per "
         f"batch (replayed over 3 epochs); s2s train.batch_tokens={batch_tokens} -> "
-        f"{s2s_batch_real_tokens(train_data, batch_tokens, params.train.seed, params.train.bucket_pool):,.0f}")
+        f"{s2s_batch_real_tokens(train_data, batch_tokens, params.train.seed, params.train.bucket_pool):,.0f}"
+        + (f", {accumulate} batches per update" if accumulate > 1 else ""))
 
     test_src = read_lines(root / "data/clean/test_2016_flickr.src")
     refs = read_lines(root / "data/raw/multi30k/test_2016_flickr.en")
