@@ -290,8 +290,8 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
               initial_state: dict | None, joey_batching: bool) -> tuple:
     """``steps`` updates from scratch, as ``s2s train`` makes them (epoch-seeded length-bucketed
     batches, ``optimizer_step``), from s2s's own initialisation or ``initial_state``, and with Joey's
-    unbucketed batches when ``joey_batching``; an update holds ``train.accumulate`` bucketed batches (one
-    of Joey's). The rate is timed like Joey's, from update end to update end."""
+    unbucketed batches when ``joey_batching``; an update holds ``train.accumulate`` batches (1 with Joey's,
+    which ``main`` checks). The rate is timed like Joey's, from update end to update end."""
     config = params.train
     device = torch.device("cpu")
     torch.manual_seed(config.seed)
@@ -305,8 +305,7 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
         rng = np.random.default_rng([config.seed, epoch])
         batches = (joey_batches(data.src_lens, data.tgt_lens, JOEY_BATCH_TOKENS, rng) if joey_batching
                    else token_batches(data.src_lens, data.tgt_lens, config.batch_tokens, rng, config.bucket_pool))
-        per_update = 1 if joey_batching else config.accumulate
-        groups = [batches[i:i + per_update] for i in range(0, len(batches), per_update)]
+        groups = [batches[i:i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
         for group in groups[:steps - len(records)]:
             started = time.perf_counter()
             loss, tokens, _ = optimizer_step(model, optimizer, data, group, config, device, None)
