@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     args = parser.parse_args()
     budget = ["-S", f"model.emb={args.emb}", "-S", f"model.hidden={args.hidden}",
-              "-S", f"train.max_epochs={args.epochs}", "-S", "train.patience=100", "-S", "eval.beam=1"]
+              "-S", f"train.max_epochs={args.epochs}", "-S", "train.patience=100", "-S", "eval.beam=1",
+              "-S", "train.average_last=0"]  # no averaging, as when the README table was made
     started = time.time()
     dvc("exp", "run", "--queue", "-S", "model.cell=gru,lstm", "-S", "model.attention=bahdanau,luong,none", *budget)
     dvc("queue", "start", "-j", "1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import logging
 import threading
 from pathlib import Path
 
@@ -79,14 +80,19 @@ def test_canonical_url_success_lands_in_cache(server, tmp_path):
     assert not leftovers(tmp_path)
 
 
-def test_checksum_mismatch_is_rejected_and_next_source_tried(server, tmp_path):
+def test_checksum_mismatch_is_rejected_and_next_source_tried(server, tmp_path, caplog):
     server.files["/bad/toy/train.de.gz"] = b"corrupted"
     server.files["/good/toy/train.de.gz"] = PAYLOAD
     sources = Sources(tmp_path / "cache", mirrors=(f"{server.url}/bad", f"{server.url}/good"), backoff_s=0)
-    path = fetch(remote(server), "toy", sources)
+    with caplog.at_level(logging.WARNING, logger="s2s.corpora"):
+        path = fetch(remote(server), "toy", sources)
     assert path.read_bytes() == PAYLOAD
     assert server.requests == ["/bad/toy/train.de.gz", "/good/toy/train.de.gz"]
     assert not leftovers(tmp_path)
+    # the failed mirror is reported even though a later source succeeded
+    assert [r.getMessage() for r in caplog.records] == [
+        f"fetching toy/train.de.gz: {server.url}/bad/toy/train.de.gz: sha256 mismatch "
+        f"(expected {SHA}, got {hashlib.sha256(b'corrupted').hexdigest()})"]
 
 
 def test_404_then_directory_mirror(server, tmp_path):

@@ -1,14 +1,73 @@
-"""The stages end to end: in-process on the tiny corpus, then for real through `dvc repro`."""
+"""The stages end to end: in-process on the tiny corpus, then for real through `dvc repro`;
+and dvc.yaml's code deps against what each stage imports."""
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from s2s import pipeline
 from conftest import dvc, git
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "s2s"
+# Modules that cannot change a stage's outputs, so they are no stage's dep: params are tracked
+# by value (params.yaml spells out every key), atomic.py decides how files are written, not
+# what, and errors.py only names errors.
+NOT_DEPS = {"s2s.config", "s2s.atomic", "s2s.errors"}
+
+
+def _imports(tree: ast.AST) -> dict[str, str]:
+    """Local name -> s2s module it comes from, for every s2s import in ``tree``."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "s2s":
+            for alias in node.names:
+                module = f"s2s.{alias.name}" if node.module == "s2s" else node.module
+                names[alias.asname or alias.name] = module
+    return names
+
+
+def _module_file(module: str) -> Path:
+    path = PACKAGE.joinpath(*module.split(".")[1:])
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _code_deps(start: set[str]) -> set[str]:
+    """The dvc.yaml paths of ``start``'s modules and everything they import (``src/s2s/model`` whole)."""
+    seen, todo = set(), list(start)
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += _imports(ast.parse(_module_file(module).read_text())).values()
+    return {"src/s2s/model" if m.startswith("s2s.model") else f"src/s2s/{m.split('.')[1]}.py"
+            for m in seen - NOT_DEPS}
+
+
+def test_every_stage_depends_on_the_code_it_runs():
+    """Editing a module reruns exactly the stages whose code imports it, under `dvc repro`."""
+    tree = ast.parse((PACKAGE / "pipeline.py").read_text())
+    imported = _imports(tree)
+    local = {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert set(stages) == set(pipeline.STAGES)
+    for stage in stages:
+        modules, todo, visited = set(), [local[stage]], set()
+        while todo:  # the stage's function and the pipeline.py helpers it calls
+            node = todo.pop()
+            for name in {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}:
+                if name in imported:
+                    modules.add(imported[name])
+                elif name in local and name not in visited:
+                    visited.add(name)
+                    todo.append(local[name])
+        declared = {dep for dep in stages[stage]["deps"] if dep.startswith("src/")}
+        assert declared == _code_deps(modules), stage
 
 
 def test_stages_write_their_contract(tiny_project, tiny_params):

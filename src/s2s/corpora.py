@@ -3,9 +3,11 @@
 Every file is looked up, in order, in the local cache (``S2S_CACHE``, default
 ``~/.cache/s2s``), in each mirror of ``S2S_MIRROR`` (directories or URL
 prefixes separated by spaces or commas; a file lives at
-``<mirror>/<corpus>/<file>``), then at its canonical URL. The sha256 is
-checked whatever the source. Downloads go to a ``.part`` file that is renamed
-only once complete and verified; the raw text lands in
+``<mirror>/<corpus>/<file>``), then at its canonical URL; a source that
+fails is logged as a warning and the next one tried. The sha256 is checked
+whatever the source, for every file that has one (all registered corpora;
+custom files when their params give it). Downloads go to a ``.part`` file
+that is renamed only once complete and verified; the raw text lands in
 ``data/raw/<corpus>/<split>.<lang>``, decompressed.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -29,6 +32,7 @@ from s2s.atomic import atomic_path
 from s2s.config import DataConfig
 from s2s.errors import S2SError
 
+log = logging.getLogger(__name__)
 
 class DownloadError(S2SError):
     """Every source of a file failed, or a corpus/language/split does not exist."""
@@ -120,22 +124,27 @@ def fetch(remote: RemoteFile, corpus: str, sources: Sources) -> Path:
     """
     cached = sources.cache_dir / corpus / remote.name
     failures: list[str] = []
+
+    def failed(reason: str) -> None:
+        failures.append(reason)
+        log.warning("fetching %s/%s: %s", corpus, remote.name, reason)
+
     if cached.exists():
         if remote.sha256 is None or sha256_of(cached) == remote.sha256:
             return cached
-        failures.append(f"cache {cached}: sha256 mismatch, discarded")
+        failed(f"cache {cached}: sha256 mismatch, discarded")
         cached.unlink()
     candidates = [f"{m.rstrip('/')}/{corpus}/{remote.name}" for m in sources.mirrors] + [remote.url]
     for location in candidates:
         try:
             _copy_to(location, cached, sources)
         except (OSError, urllib.error.URLError) as err:
-            failures.append(f"{location}: {_reason(err)}")
+            failed(f"{location}: {_reason(err)}")
             continue
         actual = sha256_of(cached)
         if remote.sha256 is not None and actual != remote.sha256:
             cached.unlink()
-            failures.append(f"{location}: sha256 mismatch (expected {remote.sha256}, got {actual})")
+            failed(f"{location}: sha256 mismatch (expected {remote.sha256}, got {actual})")
             continue
         return cached
     tried = "\n  ".join(failures)

@@ -6,7 +6,7 @@
 data/spm/spm.model, data/tensors, data/raw/multi30k). The script
 
 1. creates ``benchmarks/peers/joeynmt/.venv`` with Joey NMT 2.3.0 if it is missing
-   (torch==2.13.0 first, the CPU build from the local wheel, then joeynmt==2.3.0,
+   (torch==2.13.0 first, a CPU build where pip finds one, then joeynmt==2.3.0,
    importlib_metadata and sentencepiece==0.2.0);
 2. gives Joey the same cleaned text, the same joint SentencePiece model (its
    sentencepiece tokenizer, with a vocabulary file of the model's pieces in id
