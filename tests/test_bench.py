@@ -1,3 +1,5 @@
+import dataclasses
+
 import torch
 
 from s2s.bench import bench, format_table, matmul_flops_per_s, train_flops_per_token
@@ -15,6 +17,17 @@ def test_bench_measures_training_and_decoding(tiny_project, tiny_params):
     assert 0 < result.train_fraction_of_matmul_limit < 1
     assert [(d.batch_size, d.beam) for d in result.decode] == [(16, 1), (16, 5), (1, 1), (1, 5)]
     assert "target tokens/s" in format_table(result)
+
+
+def test_a_bench_step_is_one_update_of_train_accumulate_batches(tiny_project, tiny_params):
+    data = [ParallelData.load(tiny_project.tensors / f"{split}.pt") for split in ("train", "test")]
+    per_update = {}
+    for accumulate in (1, 3):
+        params = dataclasses.replace(tiny_params, train=dataclasses.replace(tiny_params.train, accumulate=accumulate))
+        result = bench(params, *data, Vocabs.load(tiny_project.spm), torch.device("cpu"), warmup_steps=1, steps=3,
+                       decode_sentences=2, batch1_sentences=1)
+        per_update[accumulate] = result.train_tgt_tokens_per_update
+    assert 2 * per_update[1] < per_update[3] < 4 * per_update[1]
 
 
 def test_flops_grow_with_the_model(tiny_project, tiny_params):

@@ -59,3 +59,11 @@ def test_translate_nbest_in_moses_format(tiny_project, tiny_params):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 4 and [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "1"]
+
+
+def test_translate_names_a_bad_input_or_device_flag(tmp_path):
+    result = runner.invoke(app, ["translate", "-i", str(tmp_path / "missing.de")])
+    assert result.exit_code == 1 and f"--input {tmp_path / 'missing.de'}: no such file" in result.output
+    result = runner.invoke(app, ["translate", "--device", "gpu"], input="ein hund\n")
+    assert result.exit_code == 1 and "--device: 'gpu' is not a device; use auto, cpu or cuda" in result.output
+    assert "Traceback" not in result.output

@@ -81,12 +81,19 @@ def test_custom_corpus_files_are_typed():
 
 
 def test_missing_and_malformed_files(tmp_path):
-    with pytest.raises(ConfigError, match="params file not found"):
-        load_params(tmp_path / "nope.yaml")
+    from s2s.config import load_params_with_overrides
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_params(bad)
+    for load in (load_params, lambda path: load_params_with_overrides(path, ["model.hidden=8"])):
+        with pytest.raises(ConfigError, match="params file not found"):  # not a silent run on the defaults
+            load(tmp_path / "nope.yaml")
+        with pytest.raises(ConfigError, match="not valid YAML"):
+            load(bad)
+
+
+def test_nan_is_rejected():
+    with pytest.raises(ConfigError, match=r"train\.lr: nan is not a number"):
+        params_from_dict({"train": {"lr": float("nan")}})
 
 
 def test_overrides_like_dvc_set_param(tmp_path):

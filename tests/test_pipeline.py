@@ -4,6 +4,7 @@ and dvc.yaml's code deps against what each stage imports."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 from pathlib import Path
 
@@ -93,6 +94,14 @@ def test_stages_write_their_contract(tiny_project, tiny_params):
     assert pngs == ["valid_0000.png", "valid_0001.png", "valid_0002.png", "valid_0003.png"]
     assert (layout.attention_plots / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (layout.train_plots / "plots" / "metrics" / "valid" / "loss.tsv").exists()
+
+    # eval.beam 1: the same metrics keys, so experiments with and without beam search diff key by key
+    greedy_only = dataclasses.replace(tiny_params, eval=dataclasses.replace(tiny_params.eval, beam=1))
+    pipeline.evaluate(greedy_only, layout)
+    greedy_scores = json.loads((layout.metrics / "eval.json").read_text())
+    assert set(greedy_scores["test"]) == set(scores["test"])
+    assert greedy_scores["test"]["bleu_greedy"] == scores["test"]["bleu_greedy"] == greedy_scores["test"]["bleu"]
+    assert set(json.loads((layout.metrics / "decode_speed.json").read_text())["test"]) == {"greedy"}
 
 
 @pytest.mark.slow

@@ -18,8 +18,10 @@ from s2s.errors import S2SError
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
 from s2s.train import (
+    fingerprint,
     load_model,
     resolve_device,
+    resume_point,
     resolve_precision,
     train,
     validation_loss,
@@ -126,6 +128,8 @@ def test_precision_and_device_errors():
         with pytest.raises(S2SError, match="train.device: cuda requested"):
             resolve_device("cuda")
         assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(S2SError, match="--device: 'gpu' is not a device; use auto, cpu or cuda"):
+        resolve_device("gpu", "--device")
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
@@ -181,6 +185,23 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_project, tiny_params,
     assert json.loads((tiny_project.metrics / "train.json").read_text()) == \
         json.loads((reference.metrics / "train.json").read_text())
     assert tiny_project.model.read_bytes() == reference.model.read_bytes()
+
+
+def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_params, tmp_path):
+    data = ParallelData.load(tiny_project.tensors / "train.pt")
+    last = tmp_path / "last.pt"
+    torch.save({"fingerprint": fingerprint(tiny_params, data), "progress": {"stopped": False}}, last)
+    assert resume_point(last, tiny_params, data) is not None
+    # evaluate's decoding settings, threads and checkpoint frequency do not throw progress away
+    decoding = dataclasses.replace(tiny_params.eval, beam=1, len_penalty=0.6)
+    assert resume_point(last, dataclasses.replace(tiny_params, eval=decoding), data) is not None
+    assert resume_point(last, with_train(tiny_params, threads=1, checkpoint_every=7), data) is not None
+    # what changes the trained model does: an unfinished checkpoint of other params is ignored
+    valid_decoding = dataclasses.replace(tiny_params.eval, max_len_b=3)
+    for other in (with_train(tiny_params, lr=0.01), dataclasses.replace(tiny_params, eval=valid_decoding),
+                  dataclasses.replace(tiny_params, model=dataclasses.replace(tiny_params.model, hidden=16))):
+        assert resume_point(last, other, data) is None
+    assert resume_point(last, tiny_params, ParallelData.load(tiny_project.tensors / "valid.pt")) is None
 
 
 def test_a_finished_or_foreign_checkpoint_is_not_resumed(tiny_project, tiny_params, tmp_path):

@@ -41,6 +41,7 @@ class BenchResult:
     threads: int
     params: int
     train_tgt_tokens_per_s: float
+    train_tgt_tokens_per_update: float  # real target tokens of one update (train.accumulate batches)
     train_padding_fraction: float
     train_flops_per_tgt_token: float
     matmul_flops_per_s: float
@@ -92,7 +93,10 @@ def train_flops_per_token(model: Seq2Seq, data: ParallelData, indices: np.ndarra
 def bench(params: Params, train_data: ParallelData, test_data: ParallelData, vocabs: Vocabs,
           device: torch.device, model: Optional[Seq2Seq] = None, warmup_steps: int = 5, steps: int = 30,
           decode_sentences: int = 1000, batch1_sentences: int = 100) -> BenchResult:
-    """Measure training at steady state and decoding at batch ``eval.batch_size`` and 1."""
+    """Measure training at steady state and decoding at batch ``eval.batch_size`` and 1.
+
+    A training step is one update, of ``train.accumulate`` batches as in ``s2s train``.
+    """
     torch.manual_seed(params.train.seed)
     trained = model
     model = build_model(params.model, vocabs).to(device)
@@ -101,25 +105,29 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
     rng = np.random.default_rng(params.train.seed)
     batches = token_batches(train_data.src_lens, train_data.tgt_lens, params.train.batch_tokens, rng,
                             params.train.bucket_pool)
-    batches = (batches * (1 + (warmup_steps + steps) // len(batches)))[:warmup_steps + steps]
+    per_update = params.train.accumulate
+    needed = (warmup_steps + steps) * per_update
+    batches = (batches * (1 + needed // len(batches)))[:needed]
+    groups = [batches[i:i + per_update] for i in range(0, needed, per_update)]
     flops = train_flops_per_token(model, train_data, batches[0], device)
     model.train()
     tokens, padded, seconds = 0, 0, 0.0
-    for i, indices in enumerate(batches):
+    for i, group in enumerate(groups):
         _sync(device)
         started = time.perf_counter()
-        _, n_tokens, _ = optimizer_step(model, optimizer, train_data, [indices], params.train, device, dtype)
+        _, n_tokens, _ = optimizer_step(model, optimizer, train_data, group, params.train, device, dtype)
         _sync(device)
         if i >= warmup_steps:
             seconds += time.perf_counter() - started
             tokens += n_tokens
-            padded += len(indices) * int(train_data.tgt_lens[indices].max() + 1)
+            padded += sum(len(indices) * int(train_data.tgt_lens[indices].max() + 1) for indices in group)
     peak = _peak_memory_mb(device)
     limit = matmul_flops_per_s(device)
     rate = tokens / seconds
     decoder_model = (trained or model).eval()
     result = BenchResult(device=str(device), threads=torch.get_num_threads(), params=model.num_parameters(),
-                         train_tgt_tokens_per_s=rate, train_padding_fraction=1 - tokens / padded,
+                         train_tgt_tokens_per_s=rate, train_tgt_tokens_per_update=tokens / steps,
+                         train_padding_fraction=1 - tokens / padded,
                          train_flops_per_tgt_token=flops, matmul_flops_per_s=limit,
                          train_fraction_of_matmul_limit=rate * flops / limit, peak_memory_mb=peak)
     limit_len = LengthLimit(params.eval.max_len_a, params.eval.max_len_b)
@@ -142,7 +150,8 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
 def format_table(result: BenchResult) -> str:
     """The benchmark as a plain-text table."""
     lines = [f"device {result.device} ({result.threads} threads), {result.params:,} parameters",
-             f"training: {result.train_tgt_tokens_per_s:,.0f} target tokens/s, "
+             f"training: {result.train_tgt_tokens_per_s:,.0f} target tokens/s "
+             f"({result.train_tgt_tokens_per_update:,.0f} per update), "
              f"{result.train_padding_fraction:.1%} padding, peak memory {result.peak_memory_mb:,.0f} MB",
              f"  {result.train_flops_per_tgt_token / 1e6:.1f} MFLOP per target token (forward + backward), "
              f"device matmul {result.matmul_flops_per_s / 1e9:,.1f} GFLOP/s -> "

@@ -74,7 +74,9 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
     from s2s.translator import Translator
 
     def action() -> None:
-        net, checkpoint = load_model(model, resolve_device(device))
+        if input is not None and not input.is_file():
+            raise S2SError(f"--input {input}: no such file; give the path of a text file, or pipe the text to stdin")
+        net, checkpoint = load_model(model, resolve_device(device, "--device"))
         params: Params = params_from_dict(checkpoint["params"], source=str(model))
         translator = Translator(net, Vocabs.from_protos(checkpoint["spm"]),
                                 LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
@@ -123,8 +125,9 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
             net, _ = load_model(model_path, device)
             if net.config == config.model:  # a checkpoint from before a new knob gets its default
                 trained = net
+        decode_split = config.data.test_sets[0] if config.data.test_sets else "valid"
         result = run_bench(config, ParallelData.load(layout.tensors / "train.pt"),
-                           ParallelData.load(layout.tensors / f"{config.data.test_sets[0]}.pt"),
+                           ParallelData.load(layout.tensors / f"{decode_split}.pt"),
                            Vocabs.load(layout.spm), device, trained, steps=steps)
         typer.echo(format_table(result) + ("" if trained else "\n(decoding figures are of an untrained model)"))
         if out:

@@ -139,23 +139,25 @@ class Params:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate a params file; raise :class:`ConfigError` naming the bad key."""
-    path = Path(path)
+def _read_params_file(path: Path) -> Any:
+    """The parsed YAML of a params file (``{}`` when empty); a missing file or bad YAML is a ConfigError."""
     if not path.exists():
         raise ConfigError(f"{path}: params file not found; run from the project root or pass --params")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from None
-    return params_from_dict(raw, source=str(path))
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; raise :class:`ConfigError` naming the bad key."""
+    return params_from_dict(_read_params_file(Path(path)), source=str(path))
 
 
 def load_params_with_overrides(path: str | Path, overrides: list[str]) -> Params:
     """Like :func:`load_params`, with ``key.path=value`` overrides (values parsed as YAML), as in `dvc exp run -S`."""
     path = Path(path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    raw = raw or {}
+    raw = _read_params_file(path)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or not key:
@@ -257,6 +259,8 @@ def _check_scalar(hint: type, value: Any, path: str, meta: typing.Mapping) -> An
     if not ok:
         raise ConfigError(f"{path}: expected {hint.__name__}, got {value!r} ({type(value).__name__})")
     value = hint(value)
+    if value != value:  # NaN passes every range check
+        raise ConfigError(f"{path}: {value!r} is not a number; give a finite value")
     choices = meta.get("choices") or ()
     if choices and value not in choices:
         raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, choices))}")

@@ -131,8 +131,8 @@ def evaluate(params: Params, layout: Layout) -> None:
     model, checkpoint = load_model(layout.model, device)
     greedy = Translator(model, Vocabs.from_protos(checkpoint["spm"]), LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
                         params.eval.batch_size, params.clean.normalization)
-    decoders = {f"beam{params.eval.beam}": dataclasses.replace(greedy, beam=params.eval.beam,
-                                                                len_penalty=params.eval.len_penalty)}
+    main = f"beam{params.eval.beam}" if params.eval.beam > 1 else "greedy"
+    decoders = {main: dataclasses.replace(greedy, beam=params.eval.beam, len_penalty=params.eval.len_penalty)}
     if params.eval.beam > 1:
         decoders["greedy"] = greedy
     quality, speed = {}, {"device": str(device)}
@@ -141,13 +141,13 @@ def evaluate(params: Params, layout: Layout) -> None:
         data = ParallelData.load(layout.tensors / f"{split}.pt")
         speed[split] = {}
         for name, translator in decoders.items():
-            suffix = "" if name != "greedy" else ".greedy"
+            suffix = ".greedy" if name != main else ""
             scores = scoring.evaluate_set(translator, data, references, layout.outputs / f"{split}{suffix}.hyp")
             speed[split][name] = scores.speed()
-            if name == "greedy":
-                quality[split]["bleu_greedy"] = round(scores.bleu, 2)
-            else:
+            if name == main:
                 quality[split] = scores.quality()
+            if name == "greedy":  # with eval.beam 1 the main score, so every experiment has the key
+                quality[split]["bleu_greedy"] = round(scores.bleu, 2)
             log.info("evaluate %s (%s): BLEU %.2f, BLEU lc %.2f, chrF %.2f, TER %.2f, %.1f sentences/s",
                      split, name, scores.bleu, scores.bleu_lc, scores.chrf, scores.ter,
                      speed[split][name]["sentences_per_s"])

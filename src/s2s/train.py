@@ -108,16 +108,21 @@ class TrainResult:
                 "device": self.device}
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present and says so when it falls back to the CPU."""
+def resolve_device(name: str, setting: str = "train.device") -> torch.device:
+    """``auto`` picks CUDA when present and says so when it falls back to the CPU.
+
+    ``setting`` names where ``name`` came from (a param or a command-line flag) in errors.
+    """
+    if name not in ("auto", "cpu", "cuda"):
+        raise S2SError(f"{setting}: {name!r} is not a device; use auto, cpu or cuda")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         log.info("device: auto -> cpu (no CUDA device found)")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise S2SError("train.device: cuda requested but no CUDA device is available; "
-                       "set train.device to auto or cpu")
+        raise S2SError(f"{setting}: cuda requested but no CUDA device is available; "
+                       f"set {setting} to auto or cpu")
     return torch.device(name)
 
 
@@ -213,10 +218,12 @@ def validation_bleu(translator: Translator, data: ParallelData) -> float:
 
 
 def fingerprint(params: Params, train_data: ParallelData) -> str:
-    """What a resume checkpoint must match: the model and train params and the training data."""
+    """What a resume checkpoint must match: the params training uses (those ``dvc.yaml`` lists for
+    the stage, less threads and checkpoint frequency) and the training data."""
     train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in ("threads", "checkpoint_every")}
-    blob = json.dumps({"model": dataclasses.asdict(params.model), "train": train,
-                       "eval": dataclasses.asdict(params.eval)}, sort_keys=True).encode()
+    decoding = {k: getattr(params.eval, k) for k in ("max_len_a", "max_len_b", "batch_size")}  # valid BLEU
+    blob = json.dumps({"model": dataclasses.asdict(params.model), "train": train, "eval": decoding},
+                      sort_keys=True).encode()
     digest = hashlib.sha256(blob)
     digest.update(train_data.src_ids.tobytes())
     digest.update(train_data.tgt_ids.tobytes())

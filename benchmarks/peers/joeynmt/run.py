@@ -496,7 +496,7 @@ def main() -> None:
     train_data = ParallelData.load(root / "data/tensors/train.pt")
     base = root / "params.yaml"
     overrides = [f"{k}={json.dumps(v)}" for k, v in S2S_OVERRIDES.items()] + [f"train.threads={args.threads}"]
-    params = load_params_with_overrides(base, overrides + args.overrides)  # defaults when it is missing
+    params = load_params_with_overrides(base, overrides + args.overrides)
     joey_target = joey_batch_real_tokens(train_data.src_lens, train_data.tgt_lens, JOEY_BATCH_TOKENS,
                                          seed=params.train.seed)
     accumulate = params.train.accumulate  # an update of `accumulate` batches holds Joey's tokens
