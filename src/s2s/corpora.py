@@ -34,6 +34,7 @@ from s2s.errors import S2SError
 
 log = logging.getLogger(__name__)
 
+
 class DownloadError(S2SError):
     """Every source of a file failed, or a corpus/language/split does not exist."""
 
