@@ -1,7 +1,13 @@
+import torch
 import yaml
 from typer.testing import CliRunner
 
 from s2s.cli import app
+from s2s.config import params_from_dict
+from s2s.search import LengthLimit
+from s2s.subword import Vocabs
+from s2s.train import load_model
+from s2s.translator import Translator
 from test_train import run
 
 runner = CliRunner()
@@ -49,7 +55,15 @@ def test_translate_files_with_beam(tiny_project, tiny_params, tmp_path):
                                      "-i", str(source), "-o", str(target)])
         assert result.exit_code == 0, result.output
         out[beam] = target.read_text(encoding="utf-8").splitlines()
-    assert len(out[1]) == len(out[3]) == 2
+    # what the library's Translator gives at that beam (the model's own eval.beam is 5)
+    model, checkpoint = load_model(tiny_project.model, torch.device("cpu"))
+    params = params_from_dict(checkpoint["params"])
+    for beam in (1, 3):
+        translator = Translator(model, Vocabs.from_protos(checkpoint["spm"]),
+                                LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
+                                normalization=params.clean.normalization, beam=beam,
+                                len_penalty=params.eval.len_penalty)
+        assert out[beam] == translator.translate_lines(["ein hund", "zwei katzen"])
 
 
 def test_translate_nbest_in_moses_format(tiny_project, tiny_params):
