@@ -12,9 +12,8 @@ import pytest
 import yaml
 
 from s2s import pipeline
-from conftest import dvc, git
+from conftest import ROOT, dvc, git
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "s2s"
 # Modules that cannot change a stage's outputs, so they are no stage's dep: params are tracked
 # by value (params.yaml spells out every key), atomic.py decides how files are written, not
