@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from s2s import pipeline
+from s2s.subword import SubwordError, Vocabs
 from conftest import ROOT, dvc, git
 
 PACKAGE = ROOT / "src" / "s2s"
@@ -101,6 +102,34 @@ def test_stages_write_their_contract(tiny_project, tiny_params):
     assert set(greedy_scores["test"]) == set(scores["test"])
     assert greedy_scores["test"]["bleu_greedy"] == scores["test"]["bleu_greedy"] == greedy_scores["test"]["bleu"]
     assert set(json.loads((layout.metrics / "decode_speed.json").read_text())["test"]) == {"greedy"}
+
+
+def test_a_stage_that_fails_halfway_leaves_its_previous_output_whole(tiny_project, tiny_params):
+    layout = tiny_project
+    before = {p.name: p.read_bytes() for p in layout.tensors.iterdir()}
+    for side in ("src", "tgt"):  # new training text, so a new train.pt would differ from the old
+        lines = (layout.clean / f"train.{side}").read_text(encoding="utf-8").splitlines(keepends=True)
+        (layout.clean / f"train.{side}").write_text("".join(lines[:-1]), encoding="utf-8")
+    (layout.clean / "test.src").unlink()  # tensorize would write train and valid, then fail on test
+    with pytest.raises(Exception, match="test.src"):
+        pipeline.tensorize(tiny_params, layout)
+    assert {p.name: p.read_bytes() for p in layout.tensors.iterdir()} == before
+    assert sorted(p.name for p in layout.tensors.parent.iterdir()) == ["clean", "raw", "spm", "tensors"]
+
+
+def test_separate_vocabularies_replace_the_joint_model(tiny_project, tiny_params):
+    layout = tiny_project
+    joint = sorted(p.name for p in layout.spm.iterdir())
+    assert joint == ["spm.model", "spm.vocab"]
+    too_big = dataclasses.replace(tiny_params, spm=dataclasses.replace(tiny_params.spm, joint=False))
+    with pytest.raises(SubwordError, match="spm.vocab_size"):  # one side's vocabulary is too small for 60
+        pipeline.spm(too_big, layout)
+    assert sorted(p.name for p in layout.spm.iterdir()) == joint
+    separate = dataclasses.replace(too_big, spm=dataclasses.replace(too_big.spm, vocab_size=40))
+    pipeline.spm(separate, layout)
+    assert sorted(p.name for p in layout.spm.iterdir()) == ["src.model", "src.vocab", "tgt.model", "tgt.vocab"]
+    pipeline.tensorize(separate, layout)  # reads the separate models, not a stale joint one
+    assert not Vocabs.load(layout.spm).joint
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -36,3 +37,29 @@ def write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically."""
     with atomic_path(path) as part:
         part.write_bytes(payload)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield an empty ``<path>.part`` directory to fill; it replaces ``path`` when the block succeeds.
+
+    A stage that writes several files (one per split, or one per side) then
+    leaves either the whole new directory or, when it fails or is
+    interrupted, the previous one untouched: never some files of each, and
+    never files of an earlier run that this one would not have written.
+    """
+    path = Path(path)
+    part, old = path.with_name(path.name + ".part"), path.with_name(path.name + ".old.part")
+    if old.exists() and not path.exists():  # a run killed between its two renames
+        os.replace(old, path)
+    for leftover in (part, old):  # from a run killed before it could clean up
+        shutil.rmtree(leftover, ignore_errors=True)
+    part.mkdir(parents=True)
+    try:
+        yield part
+        if path.exists():
+            os.replace(path, old)
+        os.replace(part, path)
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

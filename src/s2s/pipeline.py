@@ -14,7 +14,7 @@ from pathlib import Path
 from s2s import clean as cleaning
 from s2s import corpora, subword, tensors
 from s2s import evaluate as scoring
-from s2s.atomic import write_text
+from s2s.atomic import atomic_directory, write_text
 from s2s.config import Params
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
@@ -65,32 +65,36 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def download(params: Params, layout: Layout) -> None:
-    written = corpora.download(params.data, layout.raw_corpus(params), corpora.Sources.from_env())
+    with atomic_directory(layout.raw_corpus(params)) as out_dir:
+        written = corpora.download(params.data, out_dir, corpora.Sources.from_env())
     log.info("download: %d files in %s", len(written), layout.raw_corpus(params))
 
 
 def clean(params: Params, layout: Layout) -> None:
-    stats = cleaning.clean_corpus(layout.raw_corpus(params), layout.clean, corpora.splits_of(params.data),
-                                  params.data.src, params.data.tgt, params.clean,
-                                  params.data.max_train_pairs)
+    with atomic_directory(layout.clean) as out_dir:
+        stats = cleaning.clean_corpus(layout.raw_corpus(params), out_dir, corpora.splits_of(params.data),
+                                      params.data.src, params.data.tgt, params.clean,
+                                      params.data.max_train_pairs)
     write_json(layout.metrics / "data.json", {split: dataclasses.asdict(s) for split, s in stats.items()})
     for split, s in stats.items():
         log.info("clean %s: %d -> %d lines, dropped %s", split, s.lines_in, s.lines_out, s.dropped)
 
 
 def spm(params: Params, layout: Layout) -> None:
-    subword.train_subword(layout.clean / "train.src", layout.clean / "train.tgt", layout.spm, params.spm)
+    with atomic_directory(layout.spm) as out_dir:
+        subword.train_subword(layout.clean / "train.src", layout.clean / "train.tgt", out_dir, params.spm)
     log.info("spm: %s vocabulary of %d written to %s",
              "joint" if params.spm.joint else "separate", params.spm.vocab_size, layout.spm)
 
 
 def tensorize(params: Params, layout: Layout) -> None:
     vocabs = Vocabs.load(layout.spm)
-    for split in corpora.splits_of(params.data):
-        arrays = tensors.encode_split(layout.clean, split, vocabs)
-        tensors.save_split(arrays, layout.tensors / f"{split}.pt")
-        log.info("tensorize %s: %d pairs, %d source / %d target tokens", split,
-                 len(arrays["src_offsets"]) - 1, len(arrays["src"]), len(arrays["tgt"]))
+    with atomic_directory(layout.tensors) as out_dir:
+        for split in corpora.splits_of(params.data):
+            arrays = tensors.encode_split(layout.clean, split, vocabs)
+            tensors.save_split(arrays, out_dir / f"{split}.pt")
+            log.info("tensorize %s: %d pairs, %d source / %d target tokens", split,
+                     len(arrays["src_offsets"]) - 1, len(arrays["src"]), len(arrays["tgt"]))
 
 
 class DvcLiveLogger:
