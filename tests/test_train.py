@@ -18,6 +18,7 @@ from s2s.errors import S2SError
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
 from s2s.train import (
+    TrainingInterrupted,
     fingerprint,
     load_model,
     resolve_device,
@@ -185,6 +186,26 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_project, tiny_params,
     assert json.loads((tiny_project.metrics / "train.json").read_text()) == \
         json.loads((reference.metrics / "train.json").read_text())
     assert tiny_project.model.read_bytes() == reference.model.read_bytes()
+
+
+def test_a_signal_during_validation_stops_at_the_end_of_that_epoch(tiny_project, tiny_params, tmp_path,
+                                                                    monkeypatch):
+    import s2s.train as training
+
+    def validate_and_get_stopped(*args):  # as if Ctrl-C came while the first epoch is validated
+        os.kill(os.getpid(), signal.SIGINT)
+        return validation_loss(*args)
+
+    monkeypatch.setattr(training, "validation_loss", validate_and_get_stopped)
+    last = tmp_path / "last.pt"
+    with pytest.raises(TrainingInterrupted, match="epoch 2, step"):
+        run(tiny_project, tiny_params, tmp_path / "m.pt", last)
+    progress = torch.load(last, weights_only=False)["progress"]
+    assert (progress["epoch"], progress["batches_done"]) == (2, 0)  # no update of epoch 2 was made
+    assert not (tmp_path / "m.pt").exists()
+    monkeypatch.setattr(training, "validation_loss", validation_loss)
+    resumed = run(tiny_project, tiny_params, tmp_path / "m.pt", last)
+    assert resumed.quality() == run(tiny_project, tiny_params, tmp_path / "ref.pt", tmp_path / "ref.last.pt").quality()
 
 
 def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_params, tmp_path):

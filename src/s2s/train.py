@@ -321,9 +321,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                 if caught or (config.checkpoint_every and progress.step % config.checkpoint_every == 0):
                     save_last()
                 if caught:
-                    raise TrainingInterrupted(
-                        f"stopped by signal {caught} at epoch {progress.epoch}, step {progress.step}; "
-                        f"the checkpoint is in {last_path}: run the stage again to resume")
+                    raise _interrupted(caught, progress, last_path)
             best_state = _end_epoch(progress, len(groups), model, translator, valid_data, config, device,
                                     schedule, optimizer, best_state, logger)
             if config.average_last:
@@ -333,6 +331,9 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                     average = _validate_average(averaged_state, recent_states, progress, model, translator,
                                                 valid_data, config, device)
             save_last()
+            caught = stop_signal()  # a signal during validation: stop now, not after the next update
+            if caught and not progress.stopped:
+                raise _interrupted(caught, progress, last_path)
     if average is not None and average.chosen:
         final_state, loss, bleu = averaged_state, average.valid_loss, average.valid_bleu
     else:
@@ -341,6 +342,11 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                epoch=None if average is not None and average.chosen else progress.best_epoch,
                valid_loss=loss, valid_bleu=bleu, average=None if average is None else dataclasses.asdict(average))
     return TrainResult(params=model.num_parameters(), progress=progress, device=str(device), average=average)
+
+
+def _interrupted(signum: int, progress: Progress, last_path: Path) -> TrainingInterrupted:
+    return TrainingInterrupted(f"stopped by signal {signum} at epoch {progress.epoch}, step {progress.step}; "
+                               f"the checkpoint is in {last_path}: run the stage again to resume")
 
 
 def _validate_average(averaged_state: dict, states: list[dict], progress: Progress, model: Seq2Seq,
