@@ -1,6 +1,7 @@
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from conftest import DECODERS
 from s2s.config import ModelConfig
@@ -22,24 +23,34 @@ def test_cell_step_matches_torch_cells(cell_type):
         assert torch.allclose(cell_step(cell, gates, (h, None))[0], cell(x, h), atol=1e-6)
 
 
+def teacher_forced(decoder, tgt_in, lengths, encoded):
+    """The decoder's packed teacher-forced output, padded back to (batch, tgt_len, dim)."""
+    steps = pack_padded_sequence(tgt_in, torch.tensor(lengths), batch_first=True)
+    readout = decoder(steps, encoded)
+    return pad_packed_sequence(PackedSequence(readout, steps.batch_sizes), batch_first=True)[0]
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("variant", DECODERS)
 @pytest.mark.parametrize("layers", [1, 2])
 def test_step_by_step_equals_teacher_forcing(cell, variant, layers):
+    """Each sentence decoded alone, step by step, gives what teacher forcing of the packed batch
+    (the longer target with the shorter source, so late steps attend over a shorter prefix of the
+    source) gives at its real positions."""
     torch.manual_seed(0)
     config = ModelConfig(cell=cell, **DECODERS[variant], emb=8, hidden=12, dec_layers=layers, dropout=0.0)
     encoder, decoder = Encoder(20, config).eval(), build_decoder(20, 12, config).eval()
-    encoded = encoder(torch.tensor([[4, 5, 6, 3]]), torch.tensor([4]))
-    tgt_in = torch.tensor([[2, 7, 8, 9]])
-    readout, attn = decoder(tgt_in, encoded)
-    assert readout.shape == (1, 4, 8)
-    assert (attn is None) == (variant == "none")
-    memory, state = decoder.memory(encoded), decoder.init_state(encoded)
-    for t in range(4):
-        out, state, weights = decoder.step(tgt_in[:, t], state, memory)
-        assert torch.allclose(out, readout[:, t], atol=1e-5)
-        if attn is not None:
-            assert attn.shape == (1, 4, 4) and torch.allclose(weights, attn[:, t], atol=1e-6)
+    src, src_lens = torch.tensor([[7, 3, 0, 0], [4, 5, 6, 3]]), torch.tensor([2, 4])
+    tgt_in, lengths = torch.tensor([[2, 7, 8, 9], [2, 10, 0, 0]]), [4, 2]
+    readout = teacher_forced(decoder, tgt_in, lengths, encoder(src, src_lens))
+    assert readout.shape == (2, 4, 8)
+    for row, length in enumerate(lengths):
+        encoded = encoder(src[row:row + 1, :src_lens[row]], src_lens[row:row + 1])
+        memory, state = decoder.memory(encoded), decoder.init_state(encoded)
+        for t in range(length):
+            out, state, weights = decoder.step(tgt_in[row:row + 1, t], state, memory)
+            assert torch.allclose(out, readout[row:row + 1, t], atol=1e-5), (row, t)
+            assert (weights is None) == (variant == "none")
 
 
 def test_dot_score_uses_no_key_projection():
@@ -58,7 +69,8 @@ def test_input_feeding_follows_luong_and_joey_nmt():
     encoder, decoder = Encoder(20, config).eval(), build_decoder(20, 12, config).eval()
     encoded = encoder(torch.tensor([[4, 5, 6, 3]]), torch.tensor([4]))
     tgt_in = torch.tensor([[2, 7, 8]])
-    vectors, attn = decoder(tgt_in, encoded)
+    vectors = teacher_forced(decoder, tgt_in, [3], encoded)
+    memory, state = decoder.memory(encoded), decoder.init_state(encoded)
     gru = nn.GRUCell(8 + 12, 12)
     gru.load_state_dict(decoder.cells[0].state_dict())
     att = decoder.attention
@@ -70,5 +82,6 @@ def test_input_feeding_follows_luong_and_joey_nmt():
         weights = torch.softmax(att.energy(torch.tanh(keys + att.query_proj(s).unsqueeze(1))).squeeze(2), dim=-1)
         context = (weights.unsqueeze(2) * encoded.states).sum(dim=1)
         a = torch.tanh(decoder.combine(torch.cat([s, context], dim=-1)))
-        assert torch.allclose(weights, attn[:, t], atol=1e-6)
+        _, state, step_weights = decoder.step(tgt_in[:, t], state, memory)
+        assert torch.allclose(weights, step_weights, atol=1e-6)
         assert torch.allclose(a, vectors[:, t], atol=1e-6)

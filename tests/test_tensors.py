@@ -86,3 +86,16 @@ def test_pool_is_ignored_when_decoding_in_length_order():
     lens = np.random.default_rng(0).integers(1, 60, 1000)
     plain = token_batches(lens, lens, 500)
     assert all(np.array_equal(a, b) for a, b in zip(plain, token_batches(lens, lens, 500, None, 10)))
+
+
+def test_a_batch_of_k_buckets_holds_what_k_accumulated_batches_would():
+    lens = np.random.default_rng(0).integers(1, 60, 2000)
+    joined = token_batches(lens, lens, 2000, np.random.default_rng(5), buckets_per_batch=4)
+    chunks = token_batches(lens, lens, 500, np.random.default_rng(5))
+    assert len(joined) == -(-len(chunks) // 4)
+    for batch, start in zip(joined, range(0, len(chunks), 4)):
+        assert np.array_equal(batch, np.concatenate(chunks[start:start + 4]))
+    # the lengths mix within a batch, each chunk still sorted
+    assert np.mean([int(lens[b].max() - lens[b].min()) for b in joined]) > 20
+    decoding = token_batches(lens, lens, 2000, None, buckets_per_batch=4)  # no mixing when decoding
+    assert [b.tolist() for b in decoding] == [b.tolist() for b in token_batches(lens, lens, 2000)]

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -19,8 +20,11 @@ from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
 from s2s.train import (
     TrainingInterrupted,
+    build_model,
+    epoch_updates,
     fingerprint,
     load_model,
+    optimizer_step,
     resolve_device,
     resume_point,
     resolve_precision,
@@ -89,6 +93,28 @@ def test_schedules_and_bleu_early_stopping_and_accumulation_train(tiny_project, 
         assert lrs == [params.train.lr] * 2
     if schedule == "inverse_sqrt":
         assert lrs[0] != lrs[1]
+
+
+def test_one_batch_of_k_buckets_makes_the_update_of_k_accumulated_batches(tiny_project, tiny_params):
+    """train.buckets_per_batch: k joins the k batches that train.accumulate: k would sum, in one padded
+    batch that the packed decoder runs without its padding: the same update, up to float rounding."""
+    data = ParallelData.load(tiny_project.tensors / "train.pt")
+    config = with_train(tiny_params, batch_tokens=120, buckets_per_batch=3).train
+    joined = epoch_updates(data, config, epoch=1)
+    accumulated = epoch_updates(data, dataclasses.replace(config, batch_tokens=40, buckets_per_batch=1,
+                                                          accumulate=3), epoch=1)
+    assert [len(g) for g in joined[:2]] == [1, 1] and [len(g) for g in accumulated[:2]] == [3, 3]
+    assert np.array_equal(joined[0][0], np.concatenate(accumulated[0]))
+    weights = []
+    for group in (joined[0], accumulated[0]):
+        torch.manual_seed(0)
+        model = build_model(tiny_params.model, Vocabs.load(tiny_project.spm))
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)  # the weights move by the gradient itself
+        loss, tokens, _ = optimizer_step(model, optimizer, data, group, config, torch.device("cpu"), None)
+        weights.append((loss, tokens, torch.cat([p.detach().flatten() for p in model.parameters()])))
+    (loss_a, tokens_a, a), (loss_b, tokens_b, b) = weights
+    assert tokens_a == tokens_b and loss_a == pytest.approx(loss_b, rel=1e-5)
+    assert torch.allclose(a, b, atol=1e-6)
 
 
 def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_project, tiny_params, tmp_path):

@@ -21,8 +21,8 @@ from s2s.config import Params
 from s2s.model import Seq2Seq
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
-from s2s.tensors import ParallelData, collate, token_batches
-from s2s.train import build_model, optimizer_step, resolve_precision
+from s2s.tensors import ParallelData, collate
+from s2s.train import build_model, epoch_updates, optimizer_step, resolve_precision
 from s2s.translator import Translator
 
 
@@ -102,14 +102,10 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
     model = build_model(params.model, vocabs).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.train.lr, fused=device.type == "cuda")
     dtype = resolve_precision(params.train.precision, device)
-    rng = np.random.default_rng(params.train.seed)
-    batches = token_batches(train_data.src_lens, train_data.tgt_lens, params.train.batch_tokens, rng,
-                            params.train.bucket_pool)
-    per_update = params.train.accumulate
-    needed = (warmup_steps + steps) * per_update
-    batches = (batches * (1 + needed // len(batches)))[:needed]
-    groups = [batches[i:i + per_update] for i in range(0, needed, per_update)]
-    flops = train_flops_per_token(model, train_data, batches[0], device)
+    updates = epoch_updates(train_data, params.train, epoch=1)
+    needed = warmup_steps + steps
+    groups = (updates * (1 + needed // len(updates)))[:needed]
+    flops = train_flops_per_token(model, train_data, groups[0][0], device)
     model.train()
     tokens, padded, seconds = 0, 0, 0.0
     for i, group in enumerate(groups):

@@ -100,6 +100,8 @@ class TrainConfig:
     batch_tokens: int = _knob(2500, low=16, doc="padded tokens per batch (length-bucketed)")
     bucket_pool: int = _knob(0, low=0, doc="sort by length within random pools of this many batches, new "
                                            "each epoch (0 = sort the whole corpus: least padding)")
+    buckets_per_batch: int = _knob(1, low=1, doc="a batch joins this many length-sorted chunks of "
+                                                 "batch_tokens / k, drawn at random: lengths mix within it")
     accumulate: int = _knob(1, low=1, doc="batches per optimizer step (gradient accumulation)")
     max_epochs: int = _knob(20, low=1, doc="stop after this many epochs")
     lr: float = _knob(0.002, low=1e-7, high=1.0, doc="Adam learning rate")

@@ -122,7 +122,8 @@ def collate(data: ParallelData, indices: np.ndarray) -> Batch:
 
 
 def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
-                  rng: np.random.Generator | None = None, pool: int = 0) -> list[np.ndarray]:
+                  rng: np.random.Generator | None = None, pool: int = 0,
+                  buckets_per_batch: int = 1) -> list[np.ndarray]:
     """Split sentence indices into length-bucketed batches of at most ``batch_tokens``.
 
     The budget counts padded positions (sentences x longest side + 1), so a
@@ -132,7 +133,16 @@ def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
     about that many batches, taken from the shuffled corpus, so a sentence meets
     different neighbours each epoch (the torchtext BucketIterator scheme); 0
     sorts the whole corpus at once (least padding, the same few batch mates).
+
+    ``buckets_per_batch`` = k > 1 (with ``rng``) cuts bucketed chunks of
+    ``batch_tokens // k`` and joins k consecutive ones of the shuffled order:
+    each batch then mixes k lengths, as k accumulated batches would, and the
+    padding that leaves costs the packed decoder nothing. The budget of a
+    joined batch counts its chunks' padded positions.
     """
+    if buckets_per_batch > 1 and rng is not None:
+        chunks = token_batches(src_lens, tgt_lens, batch_tokens // buckets_per_batch, rng, pool)
+        return [np.concatenate(chunks[i:i + buckets_per_batch]) for i in range(0, len(chunks), buckets_per_batch)]
     n = len(src_lens)
     order = rng.permutation(n) if rng is not None else np.arange(n)
     width = np.maximum(src_lens, tgt_lens) + 1

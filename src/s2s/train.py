@@ -299,10 +299,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     with stop_requests() as stop_signal:
         while not progress.stopped:
             model.train()
-            rng = np.random.default_rng([config.seed, progress.epoch])
-            batches = token_batches(train_data.src_lens, train_data.tgt_lens, config.batch_tokens, rng,
-                                    config.bucket_pool)
-            groups = [batches[i:i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
+            groups = epoch_updates(train_data, config, progress.epoch)
             bar = tqdm(groups[progress.batches_done:], desc=f"epoch {progress.epoch}", disable=None, leave=False)
             for group in bar:
                 started = time.perf_counter()
@@ -366,6 +363,14 @@ def _validate_average(averaged_state: dict, states: list[dict], progress: Progre
              valid_loss, valid_bleu, "better than the best epoch: it is the model" if chosen
              else f"the best epoch ({progress.best_epoch}) stays the model")
     return average
+
+
+def epoch_updates(data: ParallelData, config: TrainConfig, epoch: int) -> list[list[np.ndarray]]:
+    """The updates of one epoch, each ``accumulate`` batches of sentence indices, shuffled by (seed, epoch)."""
+    rng = np.random.default_rng([config.seed, epoch])
+    batches = token_batches(data.src_lens, data.tgt_lens, config.batch_tokens, rng, config.bucket_pool,
+                            config.buckets_per_batch)
+    return [batches[i:i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
 
 
 def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: ParallelData,

@@ -76,7 +76,7 @@ from s2s.config import (
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate, pack, token_batches
-from s2s.train import build_model, optimizer_step
+from s2s.train import build_model, epoch_updates, optimizer_step
 from s2s.translator import Translator
 
 # The architecture of issue 6, as s2s params (the Joey side is joey.yaml.tmpl).
@@ -302,10 +302,9 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
     model.train()
     records, epoch, began = [], 1, time.perf_counter()
     while len(records) < steps:
-        rng = np.random.default_rng([config.seed, epoch])
-        batches = (joey_batches(data.src_lens, data.tgt_lens, JOEY_BATCH_TOKENS, rng) if joey_batching
-                   else token_batches(data.src_lens, data.tgt_lens, config.batch_tokens, rng, config.bucket_pool))
-        groups = [batches[i:i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
+        groups = ([[b] for b in joey_batches(data.src_lens, data.tgt_lens, JOEY_BATCH_TOKENS,
+                                             np.random.default_rng([config.seed, epoch]))]
+                  if joey_batching else epoch_updates(data, config, epoch))
         for group in groups[:steps - len(records)]:
             started = time.perf_counter()
             loss, tokens, _ = optimizer_step(model, optimizer, data, group, config, device, None)
@@ -499,17 +498,22 @@ def main() -> None:
     params = load_params_with_overrides(base, overrides + args.overrides)
     joey_target = joey_batch_real_tokens(train_data.src_lens, train_data.tgt_lens, JOEY_BATCH_TOKENS,
                                          seed=params.train.seed)
-    accumulate = params.train.accumulate  # an update of `accumulate` batches holds Joey's tokens
-    if accumulate > 1 and args.s2s_batching == "joey":
-        sys.exit("--s2s-batching joey replays Joey's batches, one per update: drop -S train.accumulate")
-    batch_tokens = args.s2s_batch_tokens or match_batch_tokens(train_data, joey_target / accumulate,
-                                                               params.train.seed, params.train.bucket_pool)
+    # an update holds `accumulate` batches of `buckets_per_batch` length-sorted chunks: Joey's tokens in all
+    mix, accumulate = params.train.buckets_per_batch, params.train.accumulate
+    if accumulate * mix > 1 and args.s2s_batching == "joey":
+        sys.exit("--s2s-batching joey replays Joey's batches, one per update: drop -S train.accumulate "
+                 "and -S train.buckets_per_batch")
+    chunk_tokens = (args.s2s_batch_tokens // mix if args.s2s_batch_tokens else
+                    match_batch_tokens(train_data, joey_target / (accumulate * mix), params.train.seed,
+                                       params.train.bucket_pool))
+    batch_tokens = chunk_tokens * mix
     raw = params_to_dict(params)
     raw["train"]["batch_tokens"] = batch_tokens
     params = params_from_dict(raw)
+    chunk_real = s2s_batch_real_tokens(train_data, chunk_tokens, params.train.seed, params.train.bucket_pool)
     log(f"batches: Joey {JOEY_BATCH_TOKENS} tokens with padding -> {joey_target:,.0f} real target tokens per "
-        f"batch (replayed over 3 epochs); s2s train.batch_tokens={batch_tokens} -> "
-        f"{s2s_batch_real_tokens(train_data, batch_tokens, params.train.seed, params.train.bucket_pool):,.0f}"
+        f"batch (replayed over 3 epochs); s2s train.batch_tokens={batch_tokens} -> {chunk_real * mix:,.0f}"
+        + (f" in {mix} length-sorted chunks" if mix > 1 else "")
         + (f", {accumulate} batches per update" if accumulate > 1 else ""))
 
     test_src = read_lines(root / "data/clean/test_2016_flickr.src")

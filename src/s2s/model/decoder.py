@@ -13,6 +13,13 @@ The recurrence is written as gate math over the parameters of
 layer's input projection is one matrix product over all steps, and the
 readout and output layer run once over all steps after the loop.
 
+Teacher forcing reads the target as a ``PackedSequence`` (rows sorted
+longest first; ``data`` time-major, ``batch_sizes`` the rows still running
+at each step) and returns the readout of real positions only, in the same
+order: a step runs only the rows whose sentence has not ended, and attends
+only over the source positions those rows have, so padding costs nothing
+in the loop or in the output layer after it.
+
 Luong and none (:class:`ParallelDecoder`): the RNN reads only the target
 history (with the fixed final encoder state as context for ``none``), so
 teacher forcing runs it over all steps in one ``nn.GRU``/``nn.LSTM`` call;
@@ -23,11 +30,12 @@ Luong attention then attends from every ``s_t`` at once, and the readout is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from s2s.config import ModelConfig
 from s2s.model.attention import BahdanauAttention, LuongAttention
@@ -50,6 +58,10 @@ class Memory:
         return Memory(self.values.index_select(0, index), self.keys.index_select(0, index),
                       self.mask.index_select(0, index))
 
+    def prefix(self, rows: int, src_len: int) -> "Memory":
+        """Views of the first ``rows`` rows and ``src_len`` source positions."""
+        return Memory(self.values[:rows, :src_len], self.keys[:rows, :src_len], self.mask[:rows, :src_len])
+
 
 @dataclass
 class DecoderState:
@@ -68,6 +80,22 @@ class DecoderState:
         layers = [(h.index_select(0, index), None if c is None else c.index_select(0, index))
                   for h, c in self.layers]
         return DecoderState(layers, None if self.feed is None else self.feed.index_select(0, index))
+
+    def prefix(self, rows: int) -> "DecoderState":
+        """Views of the state of the first ``rows`` rows."""
+        return DecoderState([(h[:rows], None if c is None else c[:rows]) for h, c in self.layers],
+                            None if self.feed is None else self.feed[:rows])
+
+
+def packed_steps(steps: PackedSequence, memory: Memory) -> list[tuple[int, int]]:
+    """(rows, source length) of each step of ``steps``, whose rows are sorted longest first.
+
+    The source length is the longest source among the rows still running,
+    so a step's attention covers every real position of its rows.
+    """
+    rows = steps.batch_sizes.tolist()
+    longest_src = memory.mask.sum(dim=1).cummax(dim=0).values.tolist()  # (batch,) over the first rows
+    return [(n, longest_src[n - 1]) for n in rows]
 
 
 def readout_size(config: ModelConfig) -> int:
@@ -157,6 +185,30 @@ class StepwiseDecoder(nn.Module):
         """
         return self.cells[0].weight_ih[:, self.emb_dim:]
 
+    def _unroll(self, steps: PackedSequence, encoded: EncoderOutput, emb_gates: torch.Tensor,
+                step: Callable[[torch.Tensor, DecoderState, Memory], tuple[DecoderState, tuple[torch.Tensor, ...]]]
+                ) -> tuple[torch.Tensor, ...]:
+        """Teacher forcing: run ``step(gates, state, memory) -> (state, outputs)`` over the packed ``steps``.
+
+        ``emb_gates`` (positions, k*hidden) in ``steps.data``'s order. Each step
+        sees the rows still running and the source positions they have; each
+        of its outputs (rows, dim) is concatenated over the steps (positions, dim).
+        """
+        full = memory = self.memory(encoded)
+        state = self.init_state(encoded)
+        schedule = packed_steps(steps, full)
+        collected = []
+        # split, not indexing: the backward of one split is one cat, where each indexing
+        # would zero-fill and add a gradient of the whole tensor at every step.
+        for (rows, src_len), step_gates in zip(schedule, emb_gates.split([n for n, _ in schedule])):
+            if rows < state.layers[0][0].size(0):
+                state = state.prefix(rows)
+            if (rows, src_len) != tuple(memory.mask.shape):
+                memory = full.prefix(rows, src_len)
+            state, outputs = step(step_gates, state, memory)
+            collected.append(outputs)
+        return tuple(torch.cat(parts) for parts in zip(*collected))
+
     def _run_layers(self, first_gates: torch.Tensor, layers: list[LayerState]) -> list[LayerState]:
         """One step of every layer from the first layer's input gates (batch, k*hidden)."""
         new_layers = [cell_step(self.cells[0], first_gates, layers[0])]
@@ -195,27 +247,20 @@ class BahdanauDecoder(StepwiseDecoder):
         out = torch.tanh(self.readout(torch.cat([top, context, embedded], dim=-1)))
         return F.dropout(out, self.dropout_p, self.training)
 
-    def forward(self, tgt_in: torch.Tensor, encoded: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced decoding of ``tgt_in`` (batch, tgt_len).
+    def forward(self, steps: PackedSequence, encoded: EncoderOutput) -> torch.Tensor:
+        """Teacher-forced decoding of the packed target inputs ``steps`` (rows sorted longest first).
 
-        Returns readout vectors (batch, tgt_len, output_dim) and attention
-        weights (batch, tgt_len, src_len).
+        Returns the readout of every real position (positions, output_dim), in ``steps.data``'s order.
         """
-        memory = self.memory(encoded)
-        state = self.init_state(encoded)
-        embedded, emb_gates = self._embed_gates(tgt_in)  # (batch, tgt_len, emb), (batch, tgt_len, k*hidden)
-        tops, contexts, attn = [], [], []
-        # unbind, not emb_gates[:, t]: the backward of one unbind is one stack, where each
-        # indexing would zero-fill and add a gradient of the whole tensor at every step.
+        embedded, emb_gates = self._embed_gates(steps.data)  # (positions, emb), (positions, k*hidden)
         context_weight = self._feed_weight()
-        for step_gates in emb_gates.unbind(1):          # tgt_len x (batch, k*hidden)
-            context, state, weights = self._step(step_gates, state, memory, context_weight)
-            tops.append(state.layers[-1][0])
-            contexts.append(context)
-            attn.append(weights)
-        top = torch.stack(tops, dim=1)                 # (batch, tgt_len, hidden)
-        context = torch.stack(contexts, dim=1)         # (batch, tgt_len, enc_dim)
-        return self._readout(top, context, embedded), torch.stack(attn, dim=1)
+
+        def step(gates: torch.Tensor, state: DecoderState, memory: Memory):
+            context, state, _ = self._step(gates, state, memory, context_weight)
+            return state, (state.layers[-1][0], context)    # (rows, hidden), (rows, enc_dim)
+
+        top, context = self._unroll(steps, encoded, emb_gates, step)
+        return self._readout(top, context, embedded)
 
     def step(self, tokens: torch.Tensor, state: DecoderState,
              memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
@@ -277,18 +322,18 @@ class InputFeedingDecoder(StepwiseDecoder):
         combined = F.dropout(torch.cat([top, context], dim=-1), self.dropout_p, self.training)
         return DecoderState(layers, torch.tanh(self.combine(combined))), weights
 
-    def forward(self, tgt_in: torch.Tensor, encoded: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced decoding of ``tgt_in`` (batch, tgt_len): attentional vectors
-        (batch, tgt_len, output_dim) and attention weights (batch, tgt_len, src_len)."""
-        memory, state = self.memory(encoded), self.init_state(encoded)
-        _, emb_gates = self._embed_gates(tgt_in)        # (batch, tgt_len, k*hidden)
+    def forward(self, steps: PackedSequence, encoded: EncoderOutput) -> torch.Tensor:
+        """Teacher-forced decoding of the packed target inputs ``steps`` (rows sorted longest first):
+        the attentional vector of every real position (positions, output_dim), in ``steps.data``'s order."""
+        _, emb_gates = self._embed_gates(steps.data)     # (positions, k*hidden)
         feed_weight = self._feed_weight()
-        vectors, attn = [], []
-        for step_gates in emb_gates.unbind(1):          # unbind: see BahdanauDecoder.forward
-            state, weights = self._step(step_gates, state, memory, feed_weight)
-            vectors.append(state.feed)
-            attn.append(weights)
-        return torch.stack(vectors, dim=1), torch.stack(attn, dim=1)
+
+        def step(gates: torch.Tensor, state: DecoderState, memory: Memory):
+            state, _ = self._step(gates, state, memory, feed_weight)
+            return state, (state.feed,)                  # (rows, output_dim)
+
+        (vectors,) = self._unroll(steps, encoded, emb_gates, step)
+        return vectors
 
     def step(self, tokens: torch.Tensor, state: DecoderState,
              memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
@@ -354,12 +399,17 @@ class ParallelDecoder(nn.Module):
         out = torch.tanh(self.readout(torch.cat([top, context, embedded], dim=-1)))
         return F.dropout(out, self.dropout_p, self.training), new_state, weights
 
-    def forward(self, tgt_in: torch.Tensor, encoded: EncoderOutput) -> tuple[torch.Tensor, "torch.Tensor | None"]:
-        """Teacher-forced decoding of ``tgt_in`` (batch, tgt_len): readouts (batch, tgt_len, output_dim)
-        and attention weights (batch, tgt_len, src_len) or None."""
+    def forward(self, steps: PackedSequence, encoded: EncoderOutput) -> torch.Tensor:
+        """Teacher-forced decoding of the packed target inputs ``steps`` (rows sorted longest first):
+        the readout of every real position (positions, output_dim), in ``steps.data``'s order.
+
+        The RNN and attention run on the padded batch (one call each); only
+        real positions reach the output layer.
+        """
+        tgt_in, lengths = pad_packed_sequence(steps, batch_first=True, padding_value=PAD_ID)  # (batch, tgt_len)
         embedded = F.dropout(self.embed(tgt_in), self.dropout_p, self.training)
-        readout, _, weights = self._run(embedded, self.init_state(encoded), self.memory(encoded))
-        return readout, weights
+        readout, _, _ = self._run(embedded, self.init_state(encoded), self.memory(encoded))
+        return pack_padded_sequence(readout, lengths, batch_first=True).data
 
     def step(self, tokens: torch.Tensor, state: DecoderState,
              memory: Memory) -> tuple[torch.Tensor, DecoderState, "torch.Tensor | None"]:

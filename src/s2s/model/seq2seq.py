@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from s2s.config import ModelConfig
 from s2s.errors import S2SError
@@ -40,18 +41,25 @@ class Seq2Seq(nn.Module):
         """(batch, src_len), (batch,) -> encoder output."""
         return self.encoder(src, src_lens)
 
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (batch, tgt_len, tgt_vocab)."""
-        readout, _ = self.decoder(tgt_in, self.encode(src, src_lens))
-        return self.output(readout)
-
     def token_losses(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
                      tgt_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        """Cross-entropy per target position (batch, tgt_len), 0 at padding."""
-        logits = self.forward(src, src_lens, tgt_in)  # (batch, tgt_len, vocab)
-        losses = smoothed_cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), label_smoothing,
-                                        ignore_index=PAD_ID)
-        return losses.view_as(tgt_out)
+        """Teacher-forced cross-entropy per target position (batch, tgt_len), 0 at padding.
+
+        The rows are sorted longest target first and the target packed, so
+        the decoder and the output layer compute real positions only (see
+        :mod:`s2s.model.decoder`); the losses come back in the batch's order.
+        """
+        lengths = (tgt_out != PAD_ID).sum(dim=1)                      # (batch,) with EOS
+        order = torch.argsort(lengths, descending=True, stable=True)
+        src, src_lens, tgt_in, tgt_out = (t.index_select(0, order) for t in (src, src_lens, tgt_in, tgt_out))
+        sorted_lengths = lengths.index_select(0, order).cpu()
+        steps = pack_padded_sequence(tgt_in, sorted_lengths, batch_first=True)  # data: (positions,)
+        targets = pack_padded_sequence(tgt_out, sorted_lengths, batch_first=True).data
+        readout = self.decoder(steps, self.encode(src, src_lens))     # (positions, output_dim)
+        losses = smoothed_cross_entropy(self.output(readout).float(), targets, label_smoothing)  # (positions,)
+        padded, _ = pad_packed_sequence(PackedSequence(losses, steps.batch_sizes), batch_first=True,
+                                        total_length=tgt_out.size(1))  # (batch, tgt_len), sorted
+        return padded.index_select(0, torch.argsort(order))
 
     def start(self, encoded: EncoderOutput) -> tuple[Memory, DecoderState]:
         """Decoding memory and initial decoder state for a batch."""
