@@ -22,34 +22,33 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     """Loss (N,) of logits (N, V); saves log-probabilities (N, V) for a backward of one (N, V) tensor."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, logits: torch.Tensor, target: torch.Tensor, smoothing: float,
-                ignore_index: int) -> torch.Tensor:
+    def forward(ctx: FunctionCtx, logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
         log_probs = torch.log_softmax(logits, dim=-1)                 # (N, V)
-        ignored = target == ignore_index                              # (N,)
-        safe_target = target.masked_fill(ignored, 0)
-        nll = -log_probs.gather(1, safe_target.unsqueeze(1)).squeeze(1)  # (N,)
-        loss = (1.0 - smoothing) * nll
+        loss = -(1.0 - smoothing) * log_probs.gather(1, target.unsqueeze(1)).squeeze(1)  # (N,)
         if smoothing:
             loss = loss - smoothing * log_probs.mean(dim=-1)
-        ctx.save_for_backward(log_probs, safe_target, ignored)
+        ctx.save_for_backward(log_probs, target)
         ctx.smoothing = smoothing
-        return loss.masked_fill(ignored, 0.0)
+        return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_loss: torch.Tensor) -> tuple:
-        log_probs, target, ignored = ctx.saved_tensors
+        log_probs, target = ctx.saved_tensors
         smoothing = ctx.smoothing
         grad = log_probs.exp()                                        # (N, V) p
         if smoothing:
             grad.sub_(smoothing / log_probs.size(-1))
         grad.scatter_add_(1, target.unsqueeze(1),
                           torch.full_like(grad[:, :1], -(1.0 - smoothing)))  # p - q
-        grad.mul_(grad_loss.masked_fill(ignored, 0.0).unsqueeze(1))
-        return grad, None, None, None
+        grad.mul_(grad_loss.unsqueeze(1))
+        return grad, None, None
 
 
-def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0,
-                           ignore_index: int = -100) -> torch.Tensor:
-    """Per-row loss (N,) of logits (N, V) against target ids (N,); 0 where ``target == ignore_index``."""
-    return _SmoothedCrossEntropy.apply(logits, target, float(smoothing), ignore_index)
+def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """Per-row loss (N,) of logits (N, V) against target ids (N,) of real positions only.
+
+    There is no padding to ignore: :meth:`Seq2Seq.token_losses` packs the
+    target, so every row is a real target token.
+    """
+    return _SmoothedCrossEntropy.apply(logits, target, float(smoothing))
