@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -57,5 +58,24 @@ def test_a_run_killed_between_the_renames_gets_its_old_directory_back(tmp_path):
     with pytest.raises(RuntimeError):
         with atomic_directory(target):
             raise RuntimeError("fails again")
+    assert (target / "a").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_interrupt_between_the_renames_puts_the_old_directory_back(tmp_path, monkeypatch):
+    target = tmp_path / "out"
+    with atomic_directory(target) as part:
+        (part / "a").write_text("old")
+    real_replace = os.replace
+
+    def interrupted_second_rename(source, destination):
+        if Path(source).name == "out.part":
+            raise KeyboardInterrupt  # Ctrl-C after the old directory moved aside
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", interrupted_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(target) as part:
+            (part / "a").write_text("new")
     assert (target / "a").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -62,6 +62,10 @@ def test_cross_field_checks():
         params_from_dict({"model": {"attention": "luong", "attention_score": "additive"}})
     assert params_from_dict({"model": {"attention": "luong", "attention_score": "additive",
                                        "input_feeding": True}}).model.input_feeding
+    with pytest.raises(ConfigError, match=r"train\.buckets_per_batch: 200 chunks of train\.batch_tokens 2500 "
+                                          r"leave 12 tokens each, below 16; lower train\.buckets_per_batch"):
+        params_from_dict({"train": {"buckets_per_batch": 200}})
+    assert params_from_dict({"train": {"buckets_per_batch": 156}}).train.buckets_per_batch == 156
     with pytest.raises(ConfigError, match=r"train\.average_last: 1 averages a single epoch"):
         params_from_dict({"train": {"average_last": 1}})
 

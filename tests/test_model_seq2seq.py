@@ -28,11 +28,12 @@ def test_padded_batch_gives_each_sentence_its_own_loss(cell, decoder, bidirectio
                          enc_layers=2, dec_layers=2, dropout=0.0)
     model = Seq2Seq(config, 40, 40).eval()
     srcs = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15]]
-    tgts = [[20, 21], [22, 23, 24, 25, 26], [27]]
-    batched = model.token_losses(*batch_of(srcs, tgts)).sum(dim=1)
+    tgts = [[20], [21, 22, 23, 24, 25], [26, 27]]  # longest first is rows 1, 2, 0: not its own inverse
+    batched = model.token_losses(*batch_of(srcs, tgts))              # (3, 6)
     for i in range(3):
-        alone = model.token_losses(*batch_of([srcs[i]], [tgts[i]])).sum()
-        assert abs(alone.item() - batched[i].item()) < 1e-5
+        alone = model.token_losses(*batch_of([srcs[i]], [tgts[i]]))[0]  # (len + 1,) with EOS
+        torch.testing.assert_close(batched[i, :alone.numel()], alone, rtol=0, atol=1e-5)
+        assert batched[i, alone.numel():].abs().sum() == 0
 
 
 @pytest.mark.parametrize("cell", CELLS)

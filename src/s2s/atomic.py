@@ -61,5 +61,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
             os.replace(path, old)
         os.replace(part, path)
     finally:
+        if old.exists() and not path.exists():  # interrupted between the two renames
+            os.replace(old, path)
         shutil.rmtree(part, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

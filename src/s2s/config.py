@@ -21,6 +21,9 @@ import yaml
 from s2s.errors import S2SError
 
 
+MIN_BATCH_TOKENS = 16  # the smallest token budget of a batch, or of one chunk of a joined batch
+
+
 class ConfigError(S2SError):
     """An invalid params file: unknown key, wrong type, or value out of range."""
 
@@ -97,7 +100,8 @@ class TrainConfig:
     device: str = _knob("auto", choices=("auto", "cpu", "cuda"), doc="auto = cuda when present")
     precision: str = _knob("auto", choices=("auto", "fp32", "bf16"), doc="auto = bf16 autocast on CUDA, fp32 on CPU")
     threads: int = _knob(0, low=0, doc="CPU threads for torch (0 = all cores)")
-    batch_tokens: int = _knob(2500, low=16, doc="padded tokens per batch (length-bucketed)")
+    batch_tokens: int = _knob(2500, low=MIN_BATCH_TOKENS, doc="padded tokens per batch, length-bucketed "
+                                                               "(summed over its chunks with buckets_per_batch > 1)")
     bucket_pool: int = _knob(0, low=0, doc="sort by length within random pools of this many batches, new "
                                            "each epoch (0 = sort the whole corpus: least padding)")
     buckets_per_batch: int = _knob(1, low=1, doc="a batch joins this many length-sorted chunks of "
@@ -207,6 +211,11 @@ def _check_cross_fields(params: Params, source: str) -> None:
                                                            and params.model.input_feeding):
         raise ConfigError(f"{source}: model.attention_score: additive is scored one step at a time; set "
                           "model.attention: luong with model.input_feeding: true, or use general or dot")
+    chunk_tokens = params.train.batch_tokens // params.train.buckets_per_batch
+    if chunk_tokens < MIN_BATCH_TOKENS:
+        raise ConfigError(f"{source}: train.buckets_per_batch: {params.train.buckets_per_batch} chunks of "
+                          f"train.batch_tokens {params.train.batch_tokens} leave {chunk_tokens} tokens each, "
+                          f"below {MIN_BATCH_TOKENS}; lower train.buckets_per_batch or raise train.batch_tokens")
     if params.train.average_last == 1:
         raise ConfigError(f"{source}: train.average_last: 1 averages a single epoch; "
                           "use 0 (off) or a k of at least 2")

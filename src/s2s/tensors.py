@@ -127,7 +127,7 @@ def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
     """Split sentence indices into length-bucketed batches of at most ``batch_tokens``.
 
     The budget counts padded positions (sentences x longest side + 1), so a
-    batch never exceeds it however lengths vary. With ``rng``, sentences are
+    batch of one bucket never exceeds it however lengths vary. With ``rng``, sentences are
     shuffled before sorting and the order of batches is shuffled; without, the
     order is by length (for decoding). ``pool`` > 0 sorts only within pools of
     about that many batches, taken from the shuffled corpus, so a sentence meets
@@ -138,7 +138,8 @@ def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
     ``batch_tokens // k`` and joins k consecutive ones of the shuffled order:
     each batch then mixes k lengths, as k accumulated batches would, and the
     padding that leaves costs the packed decoder nothing. The budget of a
-    joined batch counts its chunks' padded positions.
+    joined batch counts its chunks' padded positions, so its padded tensors
+    (rows x longest sentence of any chunk) are larger than ``batch_tokens``.
     """
     if buckets_per_batch > 1 and rng is not None:
         chunks = token_batches(src_lens, tgt_lens, batch_tokens // buckets_per_batch, rng, pool)
