@@ -50,8 +50,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     """
     path = Path(path)
     part, old = path.with_name(path.name + ".part"), path.with_name(path.name + ".old.part")
-    if old.exists() and not path.exists():  # a run killed between its two renames
-        os.replace(old, path)
+    _put_back(old, path)  # a run killed between its two renames
     for leftover in (part, old):  # from a run killed before it could clean up
         shutil.rmtree(leftover, ignore_errors=True)
     part.mkdir(parents=True)
@@ -61,7 +60,12 @@ def atomic_directory(path: Path) -> Iterator[Path]:
             os.replace(path, old)
         os.replace(part, path)
     finally:
-        if old.exists() and not path.exists():  # interrupted between the two renames
-            os.replace(old, path)
+        _put_back(old, path)  # interrupted between the two renames
         shutil.rmtree(part, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _put_back(old: Path, path: Path) -> None:
+    """Rename the moved-aside ``old`` directory back to ``path`` when the new one never arrived."""
+    if old.exists() and not path.exists():
+        os.replace(old, path)
