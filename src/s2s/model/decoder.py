@@ -40,10 +40,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from s2s.config import ModelConfig
 from s2s.model.attention import BahdanauAttention, LuongAttention
 from s2s.model.encoder import EncoderOutput
+from s2s.model.recurrence import LayerState, recurrent_step
 from s2s.subword import PAD_ID
-
-# One layer's state: (h, c) for an LSTM, (h, None) for a GRU; each (batch, hidden).
-LayerState = tuple[torch.Tensor, "torch.Tensor | None"]
 
 
 @dataclass
@@ -104,22 +102,8 @@ def readout_size(config: ModelConfig) -> int:
 
 
 def cell_step(cell: nn.Module, input_gates: torch.Tensor, state: LayerState) -> LayerState:
-    """One GRU/LSTM step from precomputed ``input_gates = W_ih x + b_ih`` (batch, k*hidden).
-
-    Computes exactly what ``nn.GRUCell``/``nn.LSTMCell`` compute.
-    """
-    h, c = state
-    hidden_gates = F.linear(h, cell.weight_hh, cell.bias_hh)  # (batch, k*hidden)
-    if isinstance(cell, nn.LSTMCell):
-        i, f, g, o = (input_gates + hidden_gates).chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-    i_r, i_z, i_n = input_gates.chunk(3, dim=1)
-    h_r, h_z, h_n = hidden_gates.chunk(3, dim=1)
-    r = torch.sigmoid(i_r + h_r)
-    z = torch.sigmoid(i_z + h_z)
-    n = torch.tanh(i_n + r * h_n)
-    return n + z * (h - n), None
+    """One step of ``nn.GRUCell``/``nn.LSTMCell`` ``cell`` from precomputed ``input_gates`` (batch, k*hidden)."""
+    return recurrent_step(input_gates, state, cell.weight_hh, cell.bias_hh, isinstance(cell, nn.LSTMCell))
 
 
 class Bridge(nn.Module):

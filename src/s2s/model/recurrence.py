@@ -1,0 +1,81 @@
+"""GRU and LSTM recurrences written as gate math: one step, and one layer over a packed sequence.
+
+``nn.GRU``/``nn.LSTM`` on the CPU take each step's rows of a packed input
+by slicing the input-gate tensor, and the backward of every slice fills and
+adds a gradient of the whole (positions, k*hidden) tensor: quadratic in the
+sentence length, about a third of the encoder's training time at Multi30k
+sizes. :func:`packed_layer` splits the gates once instead, whose backward is
+one concatenation, and computes exactly what the torch layers compute.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# One layer's state: (h, c) for an LSTM, (h, None) for a GRU; each (batch, hidden).
+LayerState = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+def recurrent_step(input_gates: torch.Tensor, state: LayerState, weight_hh: torch.Tensor,
+                   bias_hh: torch.Tensor, lstm: bool) -> LayerState:
+    """One GRU/LSTM step from precomputed ``input_gates = W_ih x + b_ih`` (batch, k*hidden).
+
+    ``state`` holds h (batch, hidden) and, for an LSTM, c (batch, hidden);
+    ``weight_hh`` (k*hidden, hidden). Computes what ``nn.GRUCell``/``nn.LSTMCell`` compute.
+    """
+    h, c = state
+    hidden_gates = F.linear(h, weight_hh, bias_hh)  # (batch, k*hidden)
+    if lstm:
+        i, f, g, o = (input_gates + hidden_gates).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    i_r, i_z, i_n = input_gates.chunk(3, dim=1)
+    h_r, h_z, h_n = hidden_gates.chunk(3, dim=1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return n + z * (h - n), None
+
+
+def packed_layer(input_gates: torch.Tensor, batch_sizes: list[int], weight_hh: torch.Tensor,
+                 bias_hh: torch.Tensor, lstm: bool, reverse: bool) -> tuple[torch.Tensor, LayerState]:
+    """One direction of one layer over a packed sequence, from zero initial states.
+
+    ``input_gates`` (positions, k*hidden) in packed order (time-major, rows
+    sorted longest first, ``batch_sizes[t]`` rows at step t). ``reverse``
+    reads each row from its last position to its first. Returns the states
+    (positions, hidden) in the same order and each row's final state
+    (rows, hidden), as ``nn.GRU``/``nn.LSTM`` on the ``PackedSequence``.
+    """
+    hidden = weight_hh.size(1)
+    steps = input_gates.split(batch_sizes)  # the backward of one split is one cat
+    start = batch_sizes[-1] if reverse else batch_sizes[0]
+    h = input_gates.new_zeros(start, hidden)
+    state: LayerState = (h, h.clone() if lstm else None)
+    outputs: list[torch.Tensor] = [h] * len(steps)
+    ended: list[LayerState] = []  # final states of rows that end early (forward), highest rows first
+    for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
+        rows, running = batch_sizes[t], state[0].size(0)
+        if rows < running:    # forward: rows rows.. have read their last position
+            ended.append(_rows(state, rows, running))
+            state = _rows(state, 0, rows)
+        elif rows > running:  # reverse: rows running.. start at their last position
+            state = _with_zero_rows(state, rows - running)
+        state = recurrent_step(steps[t], state, weight_hh, bias_hh, lstm)
+        outputs[t] = state[0]
+    final_pieces = [state] + ended[::-1]
+    final_h = torch.cat([h for h, _ in final_pieces])
+    final_c = torch.cat([c for _, c in final_pieces]) if lstm else None
+    return torch.cat(outputs), (final_h, final_c)
+
+
+def _rows(state: LayerState, first: int, last: int) -> LayerState:
+    h, c = state
+    return h[first:last], None if c is None else c[first:last]
+
+
+def _with_zero_rows(state: LayerState, extra: int) -> LayerState:
+    h, c = state
+    zeros = h.new_zeros(extra, h.size(1))
+    return torch.cat([h, zeros]), None if c is None else torch.cat([c, zeros])
