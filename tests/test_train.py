@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch.torch_version import TorchVersion
 
 from s2s.averaging import average_states
 from s2s.config import params_to_dict
@@ -21,6 +22,7 @@ from s2s.tensors import ParallelData
 from s2s.train import (
     TrainingInterrupted,
     build_model,
+    build_optimizer,
     epoch_updates,
     fingerprint,
     load_model,
@@ -115,6 +117,24 @@ def test_one_batch_of_k_buckets_makes_the_update_of_k_accumulated_batches(tiny_p
     (loss_a, tokens_a, a), (loss_b, tokens_b, b) = weights
     assert tokens_a == tokens_b and loss_a == pytest.approx(loss_b, rel=1e-5)
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_the_optimizer_is_fused_adam_on_the_cpu_with_adams_update():
+    torch.manual_seed(0)
+    weights = [torch.nn.Linear(7, 5) for _ in range(2)]
+    weights[1].load_state_dict(weights[0].state_dict())
+    fused = build_optimizer(weights[0], 0.01, torch.device("cpu"))
+    plain = torch.optim.Adam(weights[1].parameters(), lr=0.01, foreach=False)
+    if TorchVersion(torch.__version__) >= (2, 4):
+        assert fused.param_groups[0]["fused"]
+    for _ in range(3):
+        x = torch.randn(4, 7)
+        for model, optimizer in zip(weights, (fused, plain)):
+            optimizer.zero_grad()
+            model(x).square().sum().backward()
+            optimizer.step()
+    for a, b in zip(weights[0].parameters(), weights[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
 
 
 def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_project, tiny_params, tmp_path):

@@ -22,7 +22,7 @@ from s2s.model import Seq2Seq
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate
-from s2s.train import build_model, epoch_updates, optimizer_step, resolve_precision
+from s2s.train import build_model, build_optimizer, epoch_updates, optimizer_step, resolve_precision
 from s2s.translator import Translator
 
 
@@ -100,7 +100,7 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
     torch.manual_seed(params.train.seed)
     trained = model
     model = build_model(params.model, vocabs).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.train.lr, fused=device.type == "cuda")
+    optimizer = build_optimizer(model, params.train.lr, device)
     dtype = resolve_precision(params.train.precision, device)
     updates = epoch_updates(train_data, params.train, epoch=1)
     needed = warmup_steps + steps

@@ -30,6 +30,8 @@ from typing import Callable, Iterator, Optional, Protocol
 import numpy as np
 import torch
 from sacrebleu.metrics import BLEU
+from torch import nn
+from torch.torch_version import TorchVersion
 from tqdm import tqdm
 
 from s2s.atomic import atomic_path
@@ -270,7 +272,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     set_threads(config.threads)
     torch.manual_seed(config.seed)
     model = build_model(params.model, vocabs).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
+    optimizer = build_optimizer(model, config.lr, device)
     schedule = Schedule(optimizer, config)
     translator = Translator(model, vocabs, LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
                             params.eval.batch_size)
@@ -363,6 +365,13 @@ def _validate_average(averaged_state: dict, states: list[dict], progress: Progre
              valid_loss, valid_bleu, "better than the best epoch: it is the model" if chosen
              else f"the best epoch ({progress.best_epoch}) stays the model")
     return average
+
+
+def build_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam over ``model``'s parameters, fused into one kernel per step where torch has one for
+    ``device`` (CUDA; the CPU from torch 2.4): the same update, several times faster than per-tensor ops."""
+    fused = device.type == "cuda" or (device.type == "cpu" and TorchVersion(torch.__version__) >= (2, 4))
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
 
 
 def epoch_updates(data: ParallelData, config: TrainConfig, epoch: int) -> list[list[np.ndarray]]:

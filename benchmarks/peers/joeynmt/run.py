@@ -76,7 +76,7 @@ from s2s.config import (
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate, pack, token_batches
-from s2s.train import build_model, epoch_updates, optimizer_step
+from s2s.train import build_model, build_optimizer, epoch_updates, optimizer_step
 from s2s.translator import Translator
 
 # The architecture of issue 6, as s2s params (the Joey side is joey.yaml.tmpl).
@@ -298,7 +298,7 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
     model = build_model(params.model, vocabs).to(device)
     if initial_state is not None:
         model.load_state_dict(initial_state)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = build_optimizer(model, config.lr, device)
     model.train()
     records, epoch, began = [], 1, time.perf_counter()
     while len(records) < steps:
