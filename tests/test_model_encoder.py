@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from s2s.config import ModelConfig
 from s2s.model.encoder import Encoder
@@ -41,3 +42,33 @@ def test_training_encodes_as_the_torch_layer_does(cell, bidirectional):
     assert torch.allclose(trained.final, reference.final, atol=1e-6)
     if cell == "lstm":
         assert torch.allclose(trained.final_cell, reference.final_cell, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_training_has_the_torch_layers_dropout_and_gradients(cell):
+    """Two bidirectional layers with dropout between them, in training mode and on the same seed:
+    the same states, final states and parameter gradients as running ``encoder.rnn`` itself."""
+    config = ModelConfig(cell=cell, bidirectional=True, emb=8, hidden=12, enc_layers=2, dropout=0.4)
+    torch.manual_seed(0)
+    encoder = Encoder(30, config).train()
+    src = torch.tensor([[5, 6, PAD_ID, PAD_ID], [9, 10, 11, 12], [7, PAD_ID, PAD_ID, PAD_ID]])
+    lens = torch.tensor([2, 4, 1])
+    torch.manual_seed(1)
+    ours = encoder(src, lens)
+    torch.manual_seed(1)  # the same draws, in the same order: embedding dropout, then between the layers
+    packed = pack_padded_sequence(encoder.dropout(encoder.embed(src)), lens, batch_first=True, enforce_sorted=False)
+    packed_states, final = encoder.rnn(packed)
+    states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=4)
+    hidden, cell_state = final if cell == "lstm" else (final, None)
+    assert torch.allclose(ours.states, states, atol=1e-6)
+    assert torch.allclose(ours.final, torch.cat([hidden[-2], hidden[-1]], dim=-1), atol=1e-6)
+    params = list(encoder.rnn.parameters())
+    probe = torch.randn_like(states)
+    loss_ours = (ours.states * probe).sum() + ours.final.square().sum()
+    loss_torch = (states * probe).sum() + hidden[-2:].square().sum()
+    if cell == "lstm":
+        assert torch.allclose(ours.final_cell, torch.cat([cell_state[-2], cell_state[-1]], dim=-1), atol=1e-6)
+        loss_ours = loss_ours + ours.final_cell.sum()
+        loss_torch = loss_torch + cell_state[-2:].sum()
+    for got, want in zip(torch.autograd.grad(loss_ours, params), torch.autograd.grad(loss_torch, params)):
+        assert torch.allclose(got, want, atol=1e-5)

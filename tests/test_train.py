@@ -26,6 +26,7 @@ from s2s.train import (
     epoch_updates,
     fingerprint,
     load_model,
+    load_optimizer_state,
     optimizer_step,
     resolve_device,
     resume_point,
@@ -123,10 +124,9 @@ def test_the_optimizer_is_fused_adam_on_the_cpu_with_adams_update():
     torch.manual_seed(0)
     weights = [torch.nn.Linear(7, 5) for _ in range(2)]
     weights[1].load_state_dict(weights[0].state_dict())
-    fused = build_optimizer(weights[0], 0.01, torch.device("cpu"))
+    fused = build_optimizer(weights[0], 0.01)
     plain = torch.optim.Adam(weights[1].parameters(), lr=0.01, foreach=False)
-    if TorchVersion(torch.__version__) >= (2, 4):
-        assert fused.param_groups[0]["fused"]
+    assert fused.param_groups[0]["fused"] == (TorchVersion(torch.__version__) >= (2, 4))
     for _ in range(3):
         x = torch.randn(4, 7)
         for model, optimizer in zip(weights, (fused, plain)):
@@ -135,6 +135,30 @@ def test_the_optimizer_is_fused_adam_on_the_cpu_with_adams_update():
             optimizer.step()
     for a, b in zip(weights[0].parameters(), weights[1].parameters()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_torch_before_2_4_gets_adam_unfused_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.3.1")
+    assert not build_optimizer(torch.nn.Linear(3, 2), 0.01).param_groups[0]["fused"]
+
+
+@pytest.mark.parametrize("saved_fused", [False, True])
+def test_a_checkpoints_optimizer_state_keeps_this_runs_kernel(saved_fused):
+    """A checkpoint of per-tensor Adam (older s2s) resumes fused, and a fused one resumes where torch has
+    no fused kernel; the moments carry over either way."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    saved = torch.optim.Adam(model.parameters(), lr=0.01, fused=saved_fused)
+    model(torch.randn(4, 3)).sum().backward()
+    saved.step()
+    optimizer = build_optimizer(model, 0.01)
+    if saved_fused:
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)  # as torch < 2.4 builds it on the CPU
+    load_optimizer_state(optimizer, saved.state_dict())
+    assert bool(optimizer.param_groups[0]["fused"]) == (not saved_fused)
+    moments = saved.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(optimizer.state_dict()["state"][0]["exp_avg"], moments)
+    optimizer.step()
 
 
 def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_project, tiny_params, tmp_path):

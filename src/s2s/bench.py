@@ -100,7 +100,7 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
     torch.manual_seed(params.train.seed)
     trained = model
     model = build_model(params.model, vocabs).to(device)
-    optimizer = build_optimizer(model, params.train.lr, device)
+    optimizer = build_optimizer(model, params.train.lr)
     dtype = resolve_precision(params.train.precision, device)
     updates = epoch_updates(train_data, params.train, epoch=1)
     needed = warmup_steps + steps

@@ -272,7 +272,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     set_threads(config.threads)
     torch.manual_seed(config.seed)
     model = build_model(params.model, vocabs).to(device)
-    optimizer = build_optimizer(model, config.lr, device)
+    optimizer = build_optimizer(model, config.lr)
     schedule = Schedule(optimizer, config)
     translator = Translator(model, vocabs, LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
                             params.eval.batch_size)
@@ -283,7 +283,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     checkpoint = resume_point(last_path, params, train_data)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        load_optimizer_state(optimizer, checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["schedule"])
         torch.set_rng_state(checkpoint["rng"])
         progress, best_state = Progress(**checkpoint["progress"]), checkpoint["best_model"]
@@ -367,11 +367,19 @@ def _validate_average(averaged_state: dict, states: list[dict], progress: Progre
     return average
 
 
-def build_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
+def build_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
     """Adam over ``model``'s parameters, fused into one kernel per step where torch has one for
-    ``device`` (CUDA; the CPU from torch 2.4): the same update, several times faster than per-tensor ops."""
+    their device (CUDA; the CPU from torch 2.4): the same update, several times faster than per-tensor ops."""
+    device = next(model.parameters()).device
     fused = device.type == "cuda" or (device.type == "cpu" and TorchVersion(torch.__version__) >= (2, 4))
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+
+
+def load_optimizer_state(optimizer: torch.optim.Adam, state: dict) -> None:
+    """Load a checkpoint's optimizer ``state``, keeping ``optimizer``'s choice of kernel: torch would
+    take the checkpoint's ``fused``, which another torch version or device may lack."""
+    groups = [{**group, "fused": optimizer.defaults["fused"]} for group in state["param_groups"]]
+    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 def epoch_updates(data: ParallelData, config: TrainConfig, epoch: int) -> list[list[np.ndarray]]:

@@ -298,7 +298,7 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
     model = build_model(params.model, vocabs).to(device)
     if initial_state is not None:
         model.load_state_dict(initial_state)
-    optimizer = build_optimizer(model, config.lr, device)
+    optimizer = build_optimizer(model, config.lr)
     model.train()
     records, epoch, began = [], 1, time.perf_counter()
     while len(records) < steps:

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from s2s.config import ModelConfig
-from s2s.model.recurrence import packed_layer
+from s2s.model.recurrence import LayerState, join_states, packed_layer
 from s2s.subword import PAD_ID
 
 
@@ -29,10 +29,11 @@ class Encoder(nn.Module):
     """Embedding, dropout and a (bi)directional GRU/LSTM run on packed sequences.
 
     Packing means padding never enters the recurrence: a padded batch gives
-    each sentence the same states as encoding it alone. With gradients on,
-    the recurrence runs as :func:`~s2s.model.recurrence.packed_layer` over
+    each sentence the same states as encoding it alone. Training on the CPU
+    runs the recurrence as :func:`~s2s.model.recurrence.packed_layer` over
     ``self.rnn``'s parameters (the same function, a backward without the
-    torch layer's quadratic gradient fills); without, as ``self.rnn`` itself.
+    torch layer's quadratic gradient fills on the CPU); decoding, and any
+    device with its own RNN kernels (cuDNN), run ``self.rnn`` itself.
     """
 
     def __init__(self, vocab_size: int, config: ModelConfig):
@@ -51,7 +52,7 @@ class Encoder(nn.Module):
         """Encode ``src`` (batch, src_len) with true lengths ``src_lens`` (batch,)."""
         embedded = self.dropout(self.embed(src))  # (batch, src_len, emb)
         packed = pack_padded_sequence(embedded, src_lens.cpu(), batch_first=True, enforce_sorted=False)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and src.device.type == "cpu":
             packed_out, (hidden, cell) = self._run_packed(packed)
         else:
             packed_out, final = self.rnn(packed)
@@ -61,36 +62,39 @@ class Encoder(nn.Module):
                              final_cell=None if cell is None else self._last_layer(cell),
                              mask=src != PAD_ID)
 
-    def _run_packed(self, packed: PackedSequence
-                    ) -> tuple[PackedSequence, tuple[torch.Tensor, "torch.Tensor | None"]]:
-        """``self.rnn(packed)`` as gate math: the packed states and the final (h, c),
-        each (layers*directions, batch, hidden/directions) in the batch's order.
-
-        Each layer's input projection is one matrix product for both directions.
-        """
-        rnn, lstm = self.rnn, isinstance(self.rnn, nn.LSTM)
+    def _run_packed(self, packed: PackedSequence) -> tuple[PackedSequence, LayerState]:
+        """``self.rnn(packed)`` as gate math: the packed states and the final (h, c), each
+        (layers*directions, batch, hidden/directions) in the batch's order (``packed`` from
+        ``enforce_sorted=False``, which gives ``unsorted_indices``)."""
+        rnn = self.rnn
         sizes = packed.batch_sizes.tolist()
-        suffixes = ["", "_reverse"][:self.directions]
         layer_input = packed.data                                   # (positions, emb)
-        finals = []
+        finals: list[LayerState] = []
         for layer in range(rnn.num_layers):
-            if layer:
-                layer_input = F.dropout(layer_input, rnn.dropout, self.training)
-            names = [f"l{layer}{suffix}" for suffix in suffixes]
-            weight_ih = torch.cat([getattr(rnn, f"weight_ih_{name}") for name in names])
-            bias_ih = torch.cat([getattr(rnn, f"bias_ih_{name}") for name in names])
-            gates = F.linear(layer_input, weight_ih, bias_ih).chunk(self.directions, dim=1)
-            outputs = []
-            for direction, name in enumerate(names):
-                states, final = packed_layer(gates[direction], sizes, getattr(rnn, f"weight_hh_{name}"),
-                                             getattr(rnn, f"bias_hh_{name}"), lstm, reverse=direction == 1)
-                outputs.append(states)                              # (positions, hidden/directions)
-                finals.append(final)
-            layer_input = torch.cat(outputs, dim=1)                 # (positions, hidden)
+            if layer:  # as nn.GRU/nn.LSTM: dropout on every layer's output but the last
+                layer_input = F.dropout(layer_input, rnn.dropout, rnn.training)
+            layer_input = self._layer(layer, layer_input, sizes, finals)  # (positions, hidden)
         unsort = packed.unsorted_indices
-        hidden = torch.stack([h for h, _ in finals]).index_select(1, unsort)
-        cell = torch.stack([c for _, c in finals]).index_select(1, unsort) if lstm else None
-        return (PackedSequence(layer_input, packed.batch_sizes, packed.sorted_indices, unsort), (hidden, cell))
+        hidden, cell = join_states(finals, torch.stack)
+        return (PackedSequence(layer_input, packed.batch_sizes, packed.sorted_indices, unsort),
+                (hidden.index_select(1, unsort), None if cell is None else cell.index_select(1, unsort)))
+
+    def _layer(self, layer: int, inputs: torch.Tensor, sizes: list[int], finals: list[LayerState]) -> torch.Tensor:
+        """Layer ``layer``'s directions over packed ``inputs`` (positions, in_dim): their states side by
+        side (positions, hidden); appends each direction's final state (batch, hidden/directions)
+        to ``finals``. Both directions' input projections are one matrix product."""
+        rnn, lstm = self.rnn, isinstance(self.rnn, nn.LSTM)
+        names = [f"l{layer}{suffix}" for suffix in ["", "_reverse"][:self.directions]]
+        weight_ih = torch.cat([getattr(rnn, f"weight_ih_{name}") for name in names])
+        bias_ih = torch.cat([getattr(rnn, f"bias_ih_{name}") for name in names])
+        gates = F.linear(inputs, weight_ih, bias_ih).chunk(self.directions, dim=1)  # (positions, k*hidden/dirs) each
+        outputs = []
+        for direction, name in enumerate(names):
+            states, final = packed_layer(gates[direction], sizes, getattr(rnn, f"weight_hh_{name}"),
+                                         getattr(rnn, f"bias_hh_{name}"), lstm, reverse=direction == 1)
+            outputs.append(states)                                  # (positions, hidden/directions)
+            finals.append(final)
+        return torch.cat(outputs, dim=1)
 
     def _last_layer(self, state: torch.Tensor) -> torch.Tensor:
         """(layers*directions, batch, dim) -> (batch, directions*dim) of the last layer."""

@@ -10,6 +10,8 @@ one concatenation, and computes exactly what the torch layers compute.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -43,7 +45,8 @@ def packed_layer(input_gates: torch.Tensor, batch_sizes: list[int], weight_hh: t
     """One direction of one layer over a packed sequence, from zero initial states.
 
     ``input_gates`` (positions, k*hidden) in packed order (time-major, rows
-    sorted longest first, ``batch_sizes[t]`` rows at step t). ``reverse``
+    sorted longest first, ``batch_sizes[t]`` rows at step t); ``weight_hh``
+    (k*hidden, hidden), ``bias_hh`` (k*hidden,). ``reverse``
     reads each row from its last position to its first. Returns the states
     (positions, hidden) in the same order and each row's final state
     (rows, hidden), as ``nn.GRU``/``nn.LSTM`` on the ``PackedSequence``.
@@ -53,7 +56,7 @@ def packed_layer(input_gates: torch.Tensor, batch_sizes: list[int], weight_hh: t
     start = batch_sizes[-1] if reverse else batch_sizes[0]
     h = input_gates.new_zeros(start, hidden)
     state: LayerState = (h, h.clone() if lstm else None)
-    outputs: list[torch.Tensor] = [h] * len(steps)
+    outputs: list["torch.Tensor | None"] = [None] * len(steps)
     ended: list[LayerState] = []  # final states of rows that end early (forward), highest rows first
     for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
         rows, running = batch_sizes[t], state[0].size(0)
@@ -64,18 +67,23 @@ def packed_layer(input_gates: torch.Tensor, batch_sizes: list[int], weight_hh: t
             state = _with_zero_rows(state, rows - running)
         state = recurrent_step(steps[t], state, weight_hh, bias_hh, lstm)
         outputs[t] = state[0]
-    final_pieces = [state] + ended[::-1]
-    final_h = torch.cat([h for h, _ in final_pieces])
-    final_c = torch.cat([c for _, c in final_pieces]) if lstm else None
-    return torch.cat(outputs), (final_h, final_c)
+    return torch.cat(outputs), join_states([state] + ended[::-1], torch.cat)
 
 
-def _rows(state: LayerState, first: int, last: int) -> LayerState:
+def join_states(states: list[LayerState], join: Callable[[list[torch.Tensor]], torch.Tensor]) -> LayerState:
+    """The h of ``states`` joined by ``join`` (``torch.cat``, ``torch.stack``), and their c alike (None for a GRU)."""
+    cells = [c for _, c in states]
+    return join([h for h, _ in states]), None if cells[0] is None else join(cells)
+
+
+def _rows(state: LayerState, start: int, stop: int) -> LayerState:
+    """Rows ``start`` up to (not including) ``stop`` of h and c."""
     h, c = state
-    return h[first:last], None if c is None else c[first:last]
+    return h[start:stop], None if c is None else c[start:stop]
 
 
 def _with_zero_rows(state: LayerState, extra: int) -> LayerState:
+    """h and c with ``extra`` zero rows appended: rows whose recurrence starts now."""
     h, c = state
     zeros = h.new_zeros(extra, h.size(1))
     return torch.cat([h, zeros]), None if c is None else torch.cat([c, zeros])
