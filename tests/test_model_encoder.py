@@ -72,3 +72,19 @@ def test_training_has_the_torch_layers_dropout_and_gradients(cell):
         loss_torch = loss_torch + cell_state[-2:].sum()
     for got, want in zip(torch.autograd.grad(loss_ours, params), torch.autograd.grad(loss_torch, params)):
         assert torch.allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_torch_layer_runs_in_float32_under_autocast(cell):
+    """Training on a GPU runs under bf16 autocast, whose cuDNN path recasts every weight at each
+    call; the encoder's layer opts out, so its states are the float32 ones."""
+    torch.manual_seed(0)
+    encoder = Encoder(30, ModelConfig(cell=cell, emb=8, hidden=12, dropout=0.0)).eval()
+    src = torch.tensor([[5, 6, 7, 8], [9, 10, PAD_ID, PAD_ID]])
+    lens = torch.tensor([4, 2])
+    with torch.no_grad():
+        reference = encoder(src, lens)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = encoder(src, lens)
+    assert mixed.states.dtype == torch.float32
+    assert torch.equal(mixed.states, reference.states) and torch.equal(mixed.final, reference.final)

@@ -54,8 +54,9 @@ class Encoder(nn.Module):
         packed = pack_padded_sequence(embedded, src_lens.cpu(), batch_first=True, enforce_sorted=False)
         if torch.is_grad_enabled() and src.device.type == "cpu":
             packed_out, (hidden, cell) = self._run_packed(packed)
-        else:
-            packed_out, final = self.rnn(packed)
+        else:  # float32 even under autocast, whose cuDNN path recasts and copies every weight at each call
+            with torch.autocast(src.device.type, enabled=False):
+                packed_out, final = self.rnn(packed)
             hidden, cell = final if isinstance(final, tuple) else (final, None)
         states, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
         return EncoderOutput(states=states, final=self._last_layer(hidden),
