@@ -27,10 +27,10 @@ import torch
 
 from s2s.bench import bench, format_table
 from s2s.config import load_params_with_overrides
-from s2s.pipeline import Layout, evaluate, write_json
+from s2s.pipeline import Layout, evaluate, train, write_json
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import load_model, resolve_device, train
+from s2s.train import load_model, resolve_device
 
 H100_BF16_DENSE_FLOPS = 790e12  # the issue's figure for the H100's bf16 matrix rate (measured ~798 here)
 
@@ -45,6 +45,9 @@ class PrintLogger:
         record = {"epoch": epoch, **{k: round(v, 5) for k, v in metrics.items()}}
         self.records.append(record)
         print(json.dumps(record), flush=True)
+
+    def close(self) -> None:
+        pass
 
 
 def _gpu_name(device: torch.device) -> str:
@@ -65,7 +68,6 @@ def main() -> None:
     device = resolve_device(params.train.device)
     vocabs = Vocabs.load(layout.spm)
     train_data = ParallelData.load(layout.tensors / "train.pt")
-    valid_data = ParallelData.load(layout.tensors / "valid.pt")
     for stale in (layout.model, layout.last_checkpoint):  # a full run from scratch
         stale.unlink(missing_ok=True)
 
@@ -73,11 +75,9 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats(device)
     logger = PrintLogger()
     started = time.perf_counter()
-    result = train(params, train_data, valid_data, vocabs, layout.model, layout.last_checkpoint, logger)
+    result = train(params, layout, logger)  # the train stage, epoch records printed
     train_wall = time.perf_counter() - started
     train_peak_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else math.nan
-    write_json(layout.metrics / "train.json", result.quality())
-    write_json(layout.metrics / "speed.json", result.speed())
 
     started = time.perf_counter()
     evaluate(params, layout)

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import Optional, Protocol
 
 from s2s import clean as cleaning
 from s2s import corpora, subword, tensors
@@ -19,7 +20,7 @@ from s2s.config import Params
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import load_model, resolve_device, resume_point, set_threads
+from s2s.train import TrainResult, load_model, resolve_device, resume_point, set_threads
 from s2s.train import train as train_model
 from s2s.translator import Translator
 
@@ -97,6 +98,14 @@ def tensorize(params: Params, layout: Layout) -> None:
                      len(arrays["src_offsets"]) - 1, len(arrays["src"]), len(arrays["tgt"]))
 
 
+class StageLogger(Protocol):
+    """Where the train stage sends its epoch records."""
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class DvcLiveLogger:
     """Per-epoch curves through dvclive under ``plots/train``; dvc.yaml declares them itself."""
 
@@ -113,19 +122,25 @@ class DvcLiveLogger:
         self.live.end()
 
 
-def train(params: Params, layout: Layout) -> None:
-    """Train, or resume an interrupted training of the same params from ``models/last.pt``."""
+def train(params: Params, layout: Layout, logger: Optional[StageLogger] = None) -> TrainResult:
+    """Train, or resume an interrupted training of the same params from ``models/last.pt``.
+
+    Epoch records go to dvclive under ``plots/train`` unless ``logger`` takes them instead,
+    as on a machine without dvclive.
+    """
     vocabs = Vocabs.load(layout.spm)
     train_data = ParallelData.load(layout.tensors / "train.pt")
     valid_data = ParallelData.load(layout.tensors / "valid.pt")
-    resuming = resume_point(layout.last_checkpoint, params, train_data) is not None
-    logger = DvcLiveLogger(layout.train_plots, resume=resuming)
+    if logger is None:
+        resuming = resume_point(layout.last_checkpoint, params, train_data) is not None
+        logger = DvcLiveLogger(layout.train_plots, resume=resuming)
     try:
         result = train_model(params, train_data, valid_data, vocabs, layout.model, layout.last_checkpoint, logger)
     finally:
         logger.close()
     write_json(layout.metrics / "train.json", result.quality())
     write_json(layout.metrics / "speed.json", result.speed())
+    return result
 
 
 def evaluate(params: Params, layout: Layout) -> None:
