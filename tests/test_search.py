@@ -106,3 +106,49 @@ def test_batched_beam_equals_one_by_one_and_scores_are_sums_of_log_probs(cell, d
         scores = [h.score for h in batched[i]]
         assert scores == sorted(scores, reverse=True)
 
+
+
+class ScriptedRows:
+    """A batch-indexed tensor standing in for a decoder's memory and state."""
+
+    def __init__(self, rows: torch.Tensor):
+        self.rows = rows
+
+    def index_select(self, index: torch.Tensor) -> "ScriptedRows":
+        return ScriptedRows(self.rows.index_select(0, index))
+
+
+class NextTokenTable:
+    """A model whose next-token log-probs depend only on the previous token: ``table[prev]`` (vocab,)."""
+
+    def __init__(self, table: dict[int, dict[int, float]], vocab: int, default: float):
+        self.rows = torch.full((vocab, vocab), default)
+        for prev, nexts in table.items():
+            for token, log_prob in nexts.items():
+                self.rows[prev, token] = log_prob
+
+    def encode(self, src, src_lens):
+        return src
+
+    def start(self, encoded):
+        return ScriptedRows(encoded), ScriptedRows(encoded)
+
+    def step_log_probs(self, tokens, state, memory):
+        return self.rows.index_select(0, tokens), state, None
+
+
+def test_beam_search_goes_on_while_a_live_hypothesis_can_still_win():
+    # BOS -> EOS (-1.0) or A (-0.1); A -> EOS (-0.5) or B (-0.05); B -> EOS (-0.01); anything else -20 / -5.
+    # With beam 2, "EOS" and "A EOS" are finished after two steps, but the live "A B" scores -0.15 / lp(3)
+    # if it ends next: it does, and "A B EOS" (-0.16 / lp(3) = -0.12) beats "A EOS" (-0.6 / lp(2) = -0.51).
+    A, B, BOS = 5, 6, 2
+    model = NextTokenTable({BOS: {EOS_ID: -1.0, A: -0.1}, A: {EOS_ID: -0.5, B: -0.05},
+                            B: {EOS_ID: -0.01, **{t: -5.0 for t in range(4, 10) if t != B}}}, vocab=10, default=-20.0)
+    src, lens = torch.tensor([[7, EOS_ID]]), torch.tensor([2])
+    (best,) = beam_search(model, src, lens, LengthLimit(1.5, 10), beam=2, alpha=1.0, nbest=1)[0]
+    assert best.tokens == [A, B]
+    assert abs(best.score - (-0.16 / length_penalty(3, 1.0))) < 1e-6
+    # and it stops there: every hypothesis it filed is at most 3 tokens with EOS, none of the -20 garbage
+    hyps = beam_search(model, src, lens, LengthLimit(1.5, 10), beam=2, alpha=1.0, nbest=10)[0]
+    assert [h.tokens for h in hyps][:3] == [[A, B], [A], []]
+    assert max(len(h.tokens) for h in hyps) <= 2

@@ -99,9 +99,13 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
     Every step scores all beams of all unfinished sentences at once: one
     top-k over beam x vocabulary per sentence picks 2*beam candidates; those
     ending in EOS among the best ``beam`` are filed as finished, the best
-    ``beam`` others go on. A sentence stops when it has ``beam`` finished
-    hypotheses or reaches its max length (where EOS is forced), and then
-    leaves the batch. Hypotheses are ranked by log-prob / length_penalty.
+    ``beam`` others go on. Hypotheses are ranked by log-prob / length_penalty.
+    A sentence stops, and leaves the batch, when it has at least ``beam``
+    finished hypotheses and its best live one, were it to end at the next
+    step at no cost, would not outscore its best finished one; or when it
+    reaches its max length (where EOS is forced). Stopping at ``beam``
+    finished alone (fairseq's rule) ended sentences whose longer live
+    hypotheses were still ahead under the length penalty.
     """
     batch, k, device = src.size(0), beam, src.device
     memory, state = model.start(model.encode(src, src_lens))
@@ -115,6 +119,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
     tokens = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     history = torch.zeros((batch, k, 0), dtype=torch.long, device=device)  # (rows, k, t)
     n_finished = torch.zeros(batch, dtype=torch.long, device=device)
+    best_finished = torch.full((batch,), float("-inf"), device=device)  # best score of each sentence
     finished: list[list[Finished]] = [[] for _ in range(batch)]
     for t in range(int(max_out.max()) + 1):
         rows = active.numel()
@@ -132,14 +137,18 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
         ending = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])      # (rows, k)
         for row, rank in ending.nonzero().tolist():
             sentence = int(active[row])
-            if len(finished[sentence]) < k:
-                seq = history[row, from_beam[row, rank]].tolist()
-                log_prob = float(top_scores[row, rank])
-                finished[sentence].append(Finished(seq, log_prob, log_prob / length_penalty(len(seq) + 1, alpha)))
+            seq = history[row, from_beam[row, rank]].tolist()
+            log_prob = float(top_scores[row, rank])
+            hyp = Finished(seq, log_prob, log_prob / length_penalty(len(seq) + 1, alpha))
+            finished[sentence].append(hyp)
+            best_finished[sentence] = max(float(best_finished[sentence]), hyp.score)
         n_finished.index_add_(0, active, ending.sum(dim=1))
-        go_on, order = top_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)  # (rows, k)
+        go_on, order = top_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)  # (rows, k) best first
         next_beam, next_tokens = from_beam.gather(1, order), top_tokens.gather(1, order)
-        keep = (n_finished[active] < k) & (t < max_out[active])           # (rows,)
+        # the best live hypothesis ended at the next step (t + 2 tokens with EOS), its EOS costing nothing
+        best_live = go_on[:, 0] / length_penalty(t + 2, alpha)              # (rows,)
+        done = (n_finished[active] >= k) & (best_finished[active] >= best_live)
+        keep = ~done & (t < max_out[active])                               # (rows,)
         if not bool(keep.any()):
             break
         kept = keep.nonzero().squeeze(1)                                  # (rows',)
