@@ -107,7 +107,6 @@ def test_batched_beam_equals_one_by_one_and_scores_are_sums_of_log_probs(cell, d
         assert scores == sorted(scores, reverse=True)
 
 
-
 class ScriptedRows:
     """A batch-indexed tensor standing in for a decoder's memory and state."""
 

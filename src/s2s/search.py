@@ -139,10 +139,12 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit
             sentence = int(active[row])
             seq = history[row, from_beam[row, rank]].tolist()
             log_prob = float(top_scores[row, rank])
-            hyp = Finished(seq, log_prob, log_prob / length_penalty(len(seq) + 1, alpha))
-            finished[sentence].append(hyp)
-            best_finished[sentence] = max(float(best_finished[sentence]), hyp.score)
+            finished[sentence].append(Finished(seq, log_prob, log_prob / length_penalty(len(seq) + 1, alpha)))
         n_finished.index_add_(0, active, ending.sum(dim=1))
+        # every hypothesis ending at step t has t + 1 tokens with EOS
+        step_best = top_scores[:, :k].masked_fill(~ending, float("-inf")).max(dim=1).values  # (rows,)
+        step_best = step_best / length_penalty(t + 1, alpha)
+        best_finished[active] = torch.maximum(best_finished[active], step_best)   # (rows,)
         go_on, order = top_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)  # (rows, k) best first
         next_beam, next_tokens = from_beam.gather(1, order), top_tokens.gather(1, order)
         # the best live hypothesis ended at the next step (t + 2 tokens with EOS), its EOS costing nothing
