@@ -5,7 +5,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from conftest import DECODERS
 from s2s.config import ModelConfig
-from s2s.model.decoder import build_decoder, cell_step
+from s2s.model.decoder import DecoderState, Memory, build_decoder, cell_step
 from s2s.model.encoder import Encoder
 
 
@@ -51,6 +51,36 @@ def test_step_by_step_equals_teacher_forcing(cell, variant, layers):
             out, state, weights = decoder.step(tgt_in[row:row + 1, t], state, memory)
             assert torch.allclose(out, readout[row:row + 1, t], atol=1e-5), (row, t)
             assert (weights is None) == (variant == "none")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("variant", DECODERS)
+@torch.no_grad()
+def test_rows_joined_from_batches_of_other_source_lengths_step_as_they_did(cell, variant):
+    """Memory.cat pads a shorter source with positions attention ignores, and DecoderState.cat
+    keeps every row's state: a step over the joined rows gives each row what its own batch gave."""
+    torch.manual_seed(0)
+    config = ModelConfig(cell=cell, **DECODERS[variant], emb=8, hidden=12, dropout=0.0)
+    encoder, decoder = Encoder(20, config).eval(), build_decoder(20, 12, config).eval()
+    batches = [(torch.tensor([[7, 3]]), torch.tensor([2])),
+               (torch.tensor([[4, 5, 6, 3], [8, 9, 3, 0]]), torch.tensor([4, 3]))]
+    tokens = [torch.tensor([2]), torch.tensor([11, 12])]
+    alone, memories, states = [], [], []
+    for (src, src_lens), previous in zip(batches, tokens):
+        encoded = encoder(src, src_lens)
+        memory, state = decoder.memory(encoded), decoder.init_state(encoded)
+        memories.append(memory)
+        states.append(state)
+        alone.append(decoder.step(previous, state, memory))
+    memory = Memory.cat(memories)
+    assert memory.mask.shape[0] == 3 and memory.mask[0].sum() == memories[0].mask.size(1)
+    out, state, weights = decoder.step(torch.cat(tokens), DecoderState.cat(states), memory)
+    assert torch.allclose(out, torch.cat([a[0] for a in alone]), atol=1e-6)
+    assert torch.allclose(state.layers[0][0], torch.cat([a[1].layers[0][0] for a in alone]), atol=1e-6)
+    if weights is not None:
+        width = memories[0].mask.size(1)
+        assert torch.allclose(weights[:1, :width], alone[0][2], atol=1e-6)
+        assert weights[:1, width:].eq(0).all()
 
 
 def test_dot_score_uses_no_key_projection():

@@ -59,6 +59,31 @@ def test_sentences_that_end_early_leave_the_batch_without_changing_the_others():
         assert torch.allclose(alone.attention[0], batched.attention[i], atol=1e-6)
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("refill", [1, 2])
+@torch.no_grad()
+def test_continuous_batching_gives_each_sentence_what_it_gets_alone(decoder, refill):
+    """Six sentences through two rows: as sentences end at different steps, the next ones take
+    their rows (at every free row, or two at a time), encoded two at a time; tokens and attention
+    maps are each sentence's own, in the order given."""
+    torch.manual_seed(3)
+    model = Seq2Seq(ModelConfig(**DECODERS[decoder], emb=16, hidden=24, dropout=0.0), 30, 30).eval()
+    srcs = [np.array(s) for s in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [15, 16, 17, 18], [19], [20, 21, 22])]
+    src, lens = pad(srcs, suffix=EOS_ID), torch.tensor([len(s) + 1 for s in srcs])
+    limit = LengthLimit(1.0, 6)
+    for bias in torch.linspace(0.0, 6.0, 25):  # raise EOS until sentences end at different steps
+        model.output.bias[EOS_ID] = bias
+        lengths = [len(t) for t in greedy(model, src, lens, limit).tokens]
+        if len(set(lengths)) >= 3:
+            break
+    assert len(set(lengths)) >= 3, lengths
+    streamed = greedy(model, src, lens, limit, batch_size=2, refill=refill)
+    for i in range(len(srcs)):
+        alone = greedy(model, src[i:i + 1, :int(lens[i])], lens[i:i + 1], limit)
+        assert streamed.tokens[i] == alone.tokens[0]
+        assert torch.allclose(streamed.attention[i], alone.attention[0], atol=1e-6)
+
+
 @torch.no_grad()
 def test_greedy_picks_the_argmax_each_step():
     model, src, lens = model_and_batch(1)

@@ -2,7 +2,8 @@
 
 Both decode a whole batch in one tensor (all sentences, and all beams of a
 sentence); Python only loops over time steps, and over the hypotheses that
-end at a step to file them away.
+end at a step to file them away. Greedy search keeps its batch full: the
+next sentences take the rows of those that end (continuous batching).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from s2s.model import Seq2Seq
+from s2s.model.decoder import DecoderState, Memory
 from s2s.subword import BOS_ID, EOS_ID
 
 
@@ -35,40 +37,108 @@ class Hypotheses:
     attention: list[torch.Tensor]  # per sentence (out_len + 1, src_len), EOS row included; empty without attention
 
 
-@torch.no_grad()
-def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit) -> Hypotheses:
-    """Greedy decoding of a batch ``src`` (batch, src_len); no Python loop over sentences.
+class EncodedQueue:
+    """Sentences waiting to be decoded, in order, encoded ``batch_size`` at a time when first asked for.
 
-    A sentence leaves the batch at its EOS, so the last steps of a batch cost
-    only what its unfinished sentences cost.
+    ``src`` (sentences, src_len) and ``src_lens`` (sentences,) with EOS.
     """
-    encoded = model.encode(src, src_lens)
-    memory, state = model.start(encoded)
-    batch, device = src.size(0), src.device
-    max_out = limit.of(src_lens)                      # (batch,)
-    steps = int(max_out.max()) + 1
-    out = torch.full((batch, steps), EOS_ID, dtype=torch.long, device=device)
-    attn = None                                       # (batch, steps, src_len) once a step returns weights
-    rows = torch.arange(batch, device=device)         # the batch row of each sentence still running
-    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
-    for t in range(steps):
+
+    def __init__(self, model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, batch_size: int):
+        self.model, self.src, self.src_lens, self.batch_size = model, src, src_lens, batch_size
+        self.taken = 0          # sentences before it have been handed out
+        self.encoded_from = 0   # the first sentence of the encoded chunk
+        self.encoded: "tuple[Memory, DecoderState] | None" = None
+
+    @property
+    def remaining(self) -> int:
+        return self.src.size(0) - self.taken
+
+    def take(self, wanted: int) -> tuple[torch.Tensor, Memory, DecoderState]:
+        """The next ``min(wanted, remaining)`` sentences: their indices (n,), memory and initial state."""
+        first, device = self.taken, self.src.device
+        memories, states = [], []
+        while wanted > 0 and self.remaining > 0:
+            if self.encoded is None or self.taken == self.encoded_from + self.encoded[0].mask.size(0):
+                self._encode_next()
+            memory, state = self.encoded
+            offset = self.taken - self.encoded_from
+            rows = torch.arange(offset, min(offset + wanted, memory.mask.size(0)), device=device)
+            memories.append(memory.index_select(rows))
+            states.append(state.index_select(rows))
+            self.taken += rows.numel()
+            wanted -= rows.numel()
+        index = torch.arange(first, self.taken, device=device)
+        if len(memories) == 1:
+            return index, memories[0], states[0]
+        return index, Memory.cat(memories), DecoderState.cat(states)
+
+    def _encode_next(self) -> None:
+        start, stop = self.taken, min(self.taken + self.batch_size, self.src.size(0))
+        lens = self.src_lens[start:stop]
+        src = self.src[start:stop, :int(lens.max())]  # (chunk, its longest source)
+        self.encoded = self.model.start(self.model.encode(src, lens))
+        self.encoded_from = start
+
+
+@torch.no_grad()
+def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
+           batch_size: "int | None" = None, refill: "int | None" = None) -> Hypotheses:
+    """Greedy decoding of ``src`` (sentences, src_len), at most ``batch_size`` sentences at once (all when None).
+
+    Continuous batching: a sentence leaves the running batch at its EOS, and
+    once ``refill`` rows are free (default: an eighth of the batch) the next
+    sentences, in the order given, take them. So every step runs a nearly
+    full batch until the sentences run out, where a batch that waited for its
+    longest sentence ran its last steps with a few rows at almost the cost of
+    a full one (the output layer reads its whole weight at every step).
+    Joining copies the running memory, so joining at every free row or two
+    gained less (test 2016 at batch 64 on 2 CPU cores, against batch by
+    batch: 12% less CPU time joining at every 2 free rows, 16% at 8, 13% at
+    16). Sorting the sentences by length keeps the sources of the running
+    ones, which the memory is padded to, alike. Each sentence's tokens are
+    those it gets decoded alone.
+    """
+    total, device = src.size(0), src.device
+    batch_size = total if batch_size is None else batch_size
+    refill = max(1, batch_size // 8) if refill is None else refill
+    max_out = limit.of(src_lens)                                  # (sentences,)
+    out = torch.full((total, int(max_out.max()) + 1), EOS_ID, dtype=torch.long, device=device)
+    attn = None                                   # (sentences, steps, src_len) once a step returns weights
+    queue = EncodedQueue(model, src, src_lens, batch_size)
+    sentence = torch.zeros(0, dtype=torch.long, device=device)    # (running,) the sentence of each row
+    step = torch.zeros_like(sentence)                             # (running,) its next output position
+    tokens = torch.zeros_like(sentence)                           # (running,) its previous output
+    memory: "Memory | None" = None
+    state: "DecoderState | None" = None
+    while True:
+        free = batch_size - sentence.numel()
+        if queue.remaining and (free >= refill or sentence.numel() == 0):
+            joining, new_memory, new_state = queue.take(free)
+            sentence = torch.cat([sentence, joining])
+            step = torch.cat([step, torch.zeros_like(joining)])
+            tokens = torch.cat([tokens, torch.full_like(joining, BOS_ID)])
+            memory = new_memory if memory is None else Memory.cat([memory, new_memory])
+            state = new_state if state is None else DecoderState.cat([state, new_state])
+        if sentence.numel() == 0:
+            break
         logits, state, weights = model.step_logits(tokens, state, memory)
-        tokens = logits.max(dim=-1).indices           # (running,) argmax, first of ties
-        tokens = tokens.masked_fill(max_out.index_select(0, rows) <= t, EOS_ID)
-        out[rows, t] = tokens
+        tokens = logits.max(dim=-1).indices                       # (running,) argmax, first of ties
+        tokens = tokens.masked_fill(max_out.index_select(0, sentence) <= step, EOS_ID)
+        out[sentence, step] = tokens
         if weights is not None:
             if attn is None:
-                attn = torch.zeros(batch, steps, src.size(1), device=device)
-            attn[rows, t] = weights.float()
+                attn = torch.zeros(total, out.size(1), src.size(1), device=device)
+            attn[sentence, step, :weights.size(1)] = weights.float()
+        step = step + 1
         running = tokens != EOS_ID
         if not bool(running.all()):
-            if not bool(running.any()):
-                break
             keep = running.nonzero().squeeze(1)
-            rows, tokens = rows.index_select(0, keep), tokens.index_select(0, keep)
-            memory, state = memory.index_select(keep), state.index_select(keep)
-    out = out[:, :t + 1].tolist()                     # (batch, steps taken)
-    attn = None if attn is None else attn[:, :t + 1].cpu()
+            sentence, step, tokens = sentence[keep], step[keep], tokens[keep]
+            width = int(src_lens.index_select(0, sentence).max()) if keep.numel() else 0
+            memory = memory.prefix(memory.mask.size(0), width).index_select(keep)
+            state = state.index_select(keep)
+    out = out.tolist()                                            # (sentences, steps)
+    attn = None if attn is None else attn.cpu()
     hyps, maps = [], []
     for row, seq in enumerate(out):
         length = seq.index(EOS_ID) if EOS_ID in seq else len(seq)

@@ -19,6 +19,7 @@ from s2s.tensors import pad
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+GREEDY_BATCHES_PER_GROUP = 16  # batches of sentences per greedy call; only a call's last steps run part-full
 
 
 @dataclass
@@ -39,15 +40,16 @@ class Translator:
         return next(self.model.parameters()).device
 
     def _decode_sorted(self, sources: Sequence[np.ndarray], decode_batch: Callable[[torch.Tensor, torch.Tensor], list[T]],
-                       progress: bool) -> list[T]:
-        """Run ``decode_batch(src, src_lens)`` over length-sorted batches; results in input order."""
+                       progress: bool, group: int) -> list[T]:
+        """Run ``decode_batch(src, src_lens)`` over length-sorted groups of ``group`` sentences;
+        results in input order."""
         order = np.argsort([len(s) for s in sources], kind="stable")
         results: list = [None] * len(sources)
         self.model.eval()
-        starts = range(0, len(order), self.batch_size)
+        starts = range(0, len(order), group)
         for start in tqdm(starts, desc="decoding", disable=None if progress else True,
                           leave=False, file=sys.stderr):
-            rows = order[start:start + self.batch_size]
+            rows = order[start:start + group]
             src = pad([np.asarray(sources[i]) for i in rows], suffix=EOS_ID).to(self.device)  # (batch, src_len)
             src_lens = torch.tensor([len(sources[i]) + 1 for i in rows], device=self.device)  # (batch,)
             for row, result in zip(rows, decode_batch(src, src_lens)):
@@ -61,9 +63,10 @@ class Translator:
         """
         if self.beam == 1:
             def decode(src: torch.Tensor, src_lens: torch.Tensor) -> list[tuple[list[int], torch.Tensor]]:
-                hyps = greedy(self.model, src, src_lens, self.limit)
+                hyps = greedy(self.model, src, src_lens, self.limit, self.batch_size)
                 return list(zip(hyps.tokens, hyps.attention))
-            pairs = self._decode_sorted(sources, decode, progress)
+            # greedy refills its batch as sentences end; a group bounds the memory of its attention maps
+            pairs = self._decode_sorted(sources, decode, progress, GREEDY_BATCHES_PER_GROUP * self.batch_size)
             return Hypotheses([t for t, _ in pairs], [a for _, a in pairs])
         best = self.nbest_ids(sources, 1, progress)
         return Hypotheses([hyps[0].tokens for hyps in best], [torch.empty(0) for _ in best])
@@ -73,7 +76,7 @@ class Translator:
         return self._decode_sorted(
             sources, lambda src, src_lens: beam_search(self.model, src, src_lens, self.limit,
                                                        max(self.beam, nbest), self.len_penalty, nbest),
-            progress)
+            progress, self.batch_size)
 
     def detokenize(self, hyps: Hypotheses) -> list[str]:
         return [self.vocabs.tgt.decode(seq) for seq in hyps.tokens]

@@ -32,7 +32,7 @@ class BahdanauAttention(nn.Module):
         exactly 0 at padding.
         """
         query = self.query_proj(query).unsqueeze(1)                # (batch, 1, attn_dim)
-        scores = self.energy(torch.tanh(keys + query)).squeeze(2)  # (batch, src_len)
+        scores = self.energy(torch.tanh_(keys + query)).squeeze(2)  # (batch, src_len); in place: one buffer, not two
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)                    # (batch, src_len)
         context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (batch, key_dim)

@@ -40,7 +40,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from s2s.config import ModelConfig
 from s2s.model.attention import BahdanauAttention, LuongAttention
 from s2s.model.encoder import EncoderOutput
-from s2s.model.recurrence import LayerState, recurrent_step
+from s2s.model.recurrence import LayerState, join_states, recurrent_step
 from s2s.subword import PAD_ID
 
 
@@ -59,6 +59,22 @@ class Memory:
     def prefix(self, rows: int, src_len: int) -> "Memory":
         """Views of the first ``rows`` rows and ``src_len`` source positions."""
         return Memory(self.values[:rows, :src_len], self.keys[:rows, :src_len], self.mask[:rows, :src_len])
+
+    @staticmethod
+    def cat(parts: list["Memory"]) -> "Memory":
+        """The rows of ``parts`` one after the other, each padded to the longest source.
+
+        Padding positions hold zero values and keys and a False mask, so
+        attention gives them weight exactly 0.
+        """
+        width = max(part.mask.size(1) for part in parts)
+
+        def joined(tensors: list[torch.Tensor]) -> torch.Tensor:  # each (rows, src_len, …) -> (all rows, width, …)
+            return torch.cat([t if t.size(1) == width else torch.cat(
+                [t, t.new_zeros(t.size(0), width - t.size(1), *t.shape[2:])], dim=1) for t in tensors])
+
+        return Memory(joined([p.values for p in parts]), joined([p.keys for p in parts]),
+                      joined([p.mask for p in parts]))
 
 
 @dataclass
@@ -83,6 +99,13 @@ class DecoderState:
         """Views of the state of the first ``rows`` rows."""
         return DecoderState([(h[:rows], None if c is None else c[:rows]) for h, c in self.layers],
                             None if self.feed is None else self.feed[:rows])
+
+    @staticmethod
+    def cat(parts: list["DecoderState"]) -> "DecoderState":
+        """The rows of ``parts`` one after the other."""
+        layers = [join_states(list(layer), torch.cat) for layer in zip(*(part.layers for part in parts))]
+        feed = None if parts[0].feed is None else torch.cat([part.feed for part in parts])
+        return DecoderState(layers, feed)
 
 
 def packed_steps(steps: PackedSequence, memory: Memory) -> list[tuple[int, int]]:
