@@ -19,6 +19,21 @@ def model_and_batch(seed=0, decoder="bahdanau", cell="gru"):
     return model, src, lens
 
 
+def six_sentences_ending_apart(seed: int, decoder: str, limit: LengthLimit):
+    """A tiny model and six sentences (padded, lengths with EOS) whose greedy outputs, with the output
+    bias of EOS raised step by step, have at least 3 different lengths."""
+    torch.manual_seed(seed)
+    model = Seq2Seq(ModelConfig(**DECODERS[decoder], emb=16, hidden=24, dropout=0.0), 30, 30).eval()
+    srcs = [np.array(s) for s in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [15, 16, 17, 18], [19], [20, 21, 22])]
+    src, lens = pad(srcs, suffix=EOS_ID), torch.tensor([len(s) + 1 for s in srcs])
+    for bias in torch.linspace(0.0, 6.0, 25):
+        model.output.bias[EOS_ID] = bias
+        lengths = [len(t) for t in greedy(model, src, lens, limit).tokens]
+        if len(set(lengths)) >= 3:
+            return model, src, lens
+    raise AssertionError(f"no EOS bias gives 3 output lengths: {lengths}")
+
+
 def test_length_limit():
     assert LengthLimit(1.5, 10).of(torch.tensor([5, 1])).tolist() == [16, 10]
 
@@ -41,19 +56,10 @@ def test_batched_greedy_equals_one_by_one_and_respects_max_length(cell, decoder)
 
 @torch.no_grad()
 def test_sentences_that_end_early_leave_the_batch_without_changing_the_others():
-    torch.manual_seed(3)
-    model = Seq2Seq(ModelConfig(emb=16, hidden=24, dropout=0.0), 30, 30).eval()
-    srcs = [np.array(s) for s in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [15, 16, 17, 18], [19], [20, 21, 22])]
-    src, lens = pad(srcs, suffix=EOS_ID), torch.tensor([len(s) + 1 for s in srcs])
     limit = LengthLimit(1.0, 6)
-    for bias in torch.linspace(0.0, 6.0, 25):  # raise EOS until sentences end at different steps
-        model.output.bias[EOS_ID] = bias
-        batched = greedy(model, src, lens, limit)
-        lengths = [len(t) for t in batched.tokens]
-        if len(set(lengths)) >= 3:
-            break
-    assert len(set(lengths)) >= 3, lengths
-    for i in range(len(srcs)):
+    model, src, lens = six_sentences_ending_apart(3, "bahdanau", limit)
+    batched = greedy(model, src, lens, limit)
+    for i in range(len(lens)):
         alone = greedy(model, src[i:i + 1, :int(lens[i])], lens[i:i + 1], limit)
         assert alone.tokens[0] == batched.tokens[i]
         assert torch.allclose(alone.attention[0], batched.attention[i], atol=1e-6)
@@ -66,19 +72,10 @@ def test_continuous_batching_gives_each_sentence_what_it_gets_alone(decoder, ref
     """Six sentences through two rows: as sentences end at different steps, the next ones take
     their rows (at every free row, or two at a time), encoded two at a time; tokens and attention
     maps are each sentence's own, in the order given."""
-    torch.manual_seed(3)
-    model = Seq2Seq(ModelConfig(**DECODERS[decoder], emb=16, hidden=24, dropout=0.0), 30, 30).eval()
-    srcs = [np.array(s) for s in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [15, 16, 17, 18], [19], [20, 21, 22])]
-    src, lens = pad(srcs, suffix=EOS_ID), torch.tensor([len(s) + 1 for s in srcs])
     limit = LengthLimit(1.0, 6)
-    for bias in torch.linspace(0.0, 6.0, 25):  # raise EOS until sentences end at different steps
-        model.output.bias[EOS_ID] = bias
-        lengths = [len(t) for t in greedy(model, src, lens, limit).tokens]
-        if len(set(lengths)) >= 3:
-            break
-    assert len(set(lengths)) >= 3, lengths
+    model, src, lens = six_sentences_ending_apart(3, decoder, limit)
     streamed = greedy(model, src, lens, limit, batch_size=2, refill=refill)
-    for i in range(len(srcs)):
+    for i in range(len(lens)):
         alone = greedy(model, src[i:i + 1, :int(lens[i])], lens[i:i + 1], limit)
         assert streamed.tokens[i] == alone.tokens[0]
         assert torch.allclose(streamed.attention[i], alone.attention[0], atol=1e-6)
