@@ -33,10 +33,12 @@ def teacher_forced(decoder, tgt_in, lengths, encoded):
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("variant", DECODERS)
 @pytest.mark.parametrize("layers", [1, 2])
-def test_step_by_step_equals_teacher_forcing(cell, variant, layers):
+@pytest.mark.parametrize("inference", [False, True])
+def test_step_by_step_equals_teacher_forcing(cell, variant, layers, inference):
     """Each sentence decoded alone, step by step, gives what teacher forcing of the packed batch
     (the longer target with the shorter source, so late steps attend over a shorter prefix of the
-    source) gives at its real positions."""
+    source) gives at its real positions; in inference mode too, where decoding's products run on
+    oneDNN (s2s.model.gemm) and the first layer's input gates are one product."""
     torch.manual_seed(0)
     config = ModelConfig(cell=cell, **DECODERS[variant], emb=8, hidden=12, dec_layers=layers, dropout=0.0)
     encoder, decoder = Encoder(20, config).eval(), build_decoder(20, 12, config).eval()
@@ -45,12 +47,13 @@ def test_step_by_step_equals_teacher_forcing(cell, variant, layers):
     readout = teacher_forced(decoder, tgt_in, lengths, encoder(src, src_lens))
     assert readout.shape == (2, 4, 8)
     for row, length in enumerate(lengths):
-        encoded = encoder(src[row:row + 1, :src_lens[row]], src_lens[row:row + 1])
-        memory, state = decoder.memory(encoded), decoder.init_state(encoded)
-        for t in range(length):
-            out, state, weights = decoder.step(tgt_in[row:row + 1, t], state, memory)
-            assert torch.allclose(out, readout[row:row + 1, t], atol=1e-5), (row, t)
-            assert (weights is None) == (variant == "none")
+        with torch.inference_mode(inference):
+            encoded = encoder(src[row:row + 1, :src_lens[row]], src_lens[row:row + 1])
+            memory, state = decoder.memory(encoded), decoder.init_state(encoded)
+            for t in range(length):
+                out, state, weights = decoder.step(tgt_in[row:row + 1, t], state, memory)
+                assert torch.allclose(out, readout[row:row + 1, t], atol=1e-5), (row, t)
+                assert (weights is None) == (variant == "none")
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

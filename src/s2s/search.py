@@ -80,7 +80,7 @@ class EncodedQueue:
         self.encoded_from = start
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
            batch_size: "int | None" = None, refill: "int | None" = None) -> Hypotheses:
     """Greedy decoding of ``src`` (sentences, src_len), at most ``batch_size`` sentences at once (all when None).
@@ -161,7 +161,7 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
                 beam: int, alpha: float = 1.0, nbest: int = 1) -> list[list[Finished]]:
     """Batched beam search over ``src`` (batch, src_len); the ``nbest`` best hypotheses per sentence.

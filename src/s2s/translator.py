@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from s2s.clean import normalize
 from s2s.model import Seq2Seq
+from s2s.model.gemm import blocked_weights
 from s2s.search import Finished, Hypotheses, LengthLimit, beam_search, greedy
 from s2s.subword import EOS_ID, Vocabs
 from s2s.tensors import pad
@@ -42,18 +43,20 @@ class Translator:
     def _decode_sorted(self, sources: Sequence[np.ndarray], decode_batch: Callable[[torch.Tensor, torch.Tensor], list[T]],
                        progress: bool, group: int) -> list[T]:
         """Run ``decode_batch(src, src_lens)`` over length-sorted groups of ``group`` sentences;
-        results in input order."""
+        results in input order. The output and attention layers multiply by weights in oneDNN's
+        blocked layout, made once for all the groups (on the CPU; :func:`blocked_weights`)."""
         order = np.argsort([len(s) for s in sources], kind="stable")
         results: list = [None] * len(sources)
         self.model.eval()
         starts = range(0, len(order), group)
-        for start in tqdm(starts, desc="decoding", disable=None if progress else True,
-                          leave=False, file=sys.stderr):
-            rows = order[start:start + group]
-            src = pad([np.asarray(sources[i]) for i in rows], suffix=EOS_ID).to(self.device)  # (batch, src_len)
-            src_lens = torch.tensor([len(sources[i]) + 1 for i in rows], device=self.device)  # (batch,)
-            for row, result in zip(rows, decode_batch(src, src_lens)):
-                results[row] = result
+        with blocked_weights(self.model):
+            for start in tqdm(starts, desc="decoding", disable=None if progress else True,
+                              leave=False, file=sys.stderr):
+                rows = order[start:start + group]
+                src = pad([np.asarray(sources[i]) for i in rows], suffix=EOS_ID).to(self.device)  # (batch, src_len)
+                src_lens = torch.tensor([len(sources[i]) + 1 for i in rows], device=self.device)  # (batch,)
+                for row, result in zip(rows, decode_batch(src, src_lens)):
+                    results[row] = result
         return results
 
     def translate_ids(self, sources: Sequence[np.ndarray], progress: bool = False) -> Hypotheses:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from s2s.model.gemm import Linear
+
 
 class BahdanauAttention(nn.Module):
     """Additive attention: ``score(q, k) = v^T tanh(W_q q + W_k k)``.
@@ -15,9 +17,9 @@ class BahdanauAttention(nn.Module):
 
     def __init__(self, query_dim: int, key_dim: int, attn_dim: int):
         super().__init__()
-        self.key_proj = nn.Linear(key_dim, attn_dim, bias=False)
-        self.query_proj = nn.Linear(query_dim, attn_dim, bias=False)
-        self.energy = nn.Linear(attn_dim, 1, bias=False)
+        self.key_proj = Linear(key_dim, attn_dim, bias=False)
+        self.query_proj = Linear(query_dim, attn_dim, bias=False)
+        self.energy = Linear(attn_dim, 1, bias=False)
 
     def project_keys(self, states: torch.Tensor) -> torch.Tensor:
         """(batch, src_len, key_dim) -> (batch, src_len, attn_dim)."""
@@ -51,7 +53,7 @@ class LuongAttention(nn.Module):
         super().__init__()
         if score == "dot" and query_dim != key_dim:
             raise ValueError(f"dot attention needs query_dim == key_dim, got {query_dim} and {key_dim}")
-        self.key_proj = nn.Linear(key_dim, query_dim, bias=False) if score == "general" else None
+        self.key_proj = Linear(key_dim, query_dim, bias=False) if score == "general" else None
 
     def project_keys(self, states: torch.Tensor) -> torch.Tensor:
         """(batch, src_len, key_dim) -> (batch, src_len, query_dim)."""

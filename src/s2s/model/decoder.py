@@ -40,6 +40,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from s2s.config import ModelConfig
 from s2s.model.attention import BahdanauAttention, LuongAttention
 from s2s.model.encoder import EncoderOutput
+from s2s.model.gemm import Linear, linear
 from s2s.model.recurrence import LayerState, join_states, recurrent_step
 from s2s.subword import PAD_ID
 
@@ -135,8 +136,8 @@ class Bridge(nn.Module):
     def __init__(self, enc_dim: int, hidden: int, layers: int, lstm: bool):
         super().__init__()
         self.layers = layers
-        self.hidden = nn.Linear(enc_dim, layers * hidden)
-        self.cell = nn.Linear(enc_dim, layers * hidden) if lstm else None
+        self.hidden = Linear(enc_dim, layers * hidden)
+        self.cell = Linear(enc_dim, layers * hidden) if lstm else None
 
     def forward(self, encoded: EncoderOutput) -> list[LayerState]:
         h = torch.tanh(self.hidden(encoded.final)).chunk(self.layers, dim=-1)  # layers x (batch, hidden)
@@ -150,10 +151,12 @@ class Bridge(nn.Module):
 class StepwiseDecoder(nn.Module):
     """What the step-by-step decoders share: embedding, attention, stacked cells, bridge.
 
-    The first layer reads ``[E y_{t-1}; feed_t]``: the embedding half of its
-    input projection is one matrix product over all steps; the ``feed`` half
-    (Bahdanau: the context; input feeding: the previous attentional vector)
-    is applied at each step. Submodules are created in the order embedding,
+    The first layer reads ``[E y_{t-1}; feed_t]`` (Bahdanau: the context;
+    input feeding: the previous attentional vector). In teacher forcing the
+    embedding half of its input projection is one matrix product over all
+    steps and the ``feed`` half is applied at each step; a decoding step,
+    which has one embedding per row, applies the whole projection to the
+    concatenation in one product (:meth:`_input_gates`). Submodules are created in the order embedding,
     attention, cells, bridge, then the subclass's output layers, so that a
     seed gives the same initial weights as ever.
     """
@@ -181,8 +184,15 @@ class StepwiseDecoder(nn.Module):
         """Embeddings (…, emb) and their share of the first layer's input gates (…, k*hidden)."""
         embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training)
         first = self.cells[0]
-        gates = F.linear(embedded, first.weight_ih[:, :self.emb_dim], first.bias_ih)
+        gates = linear(embedded, first.weight_ih[:, :self.emb_dim], first.bias_ih)
         return embedded, gates
+
+    def _input_gates(self, embedded: torch.Tensor, feed: torch.Tensor) -> torch.Tensor:
+        """The first layer's input gates (batch, k*hidden) from ``embedded`` (batch, emb) and ``feed``
+        (batch, feed_dim): one product with the whole, contiguous input weight, which decoding runs
+        on oneDNN (:mod:`s2s.model.gemm`), where its column slices would fall back to MKL."""
+        first = self.cells[0]
+        return linear(torch.cat([embedded, feed], dim=-1), first.weight_ih, first.bias_ih)
 
     def _feed_weight(self) -> torch.Tensor:
         """The feed half of the first layer's input weight (k*hidden, feed_dim).
@@ -221,7 +231,7 @@ class StepwiseDecoder(nn.Module):
         new_layers = [cell_step(self.cells[0], first_gates, layers[0])]
         for cell, layer_state in zip(self.cells[1:], layers[1:]):
             below = F.dropout(new_layers[-1][0], self.dropout_p, self.training)
-            new_layers.append(cell_step(cell, F.linear(below, cell.weight_ih, cell.bias_ih), layer_state))
+            new_layers.append(cell_step(cell, linear(below, cell.weight_ih, cell.bias_ih), layer_state))
         return new_layers
 
 
@@ -230,7 +240,7 @@ class BahdanauDecoder(StepwiseDecoder):
 
     def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
         super().__init__(vocab_size, enc_dim, config, feed_dim=enc_dim)
-        self.readout = nn.Linear(config.hidden + enc_dim + config.emb, self.output_dim)
+        self.readout = Linear(config.hidden + enc_dim + config.emb, self.output_dim)
 
     def _make_attention(self, enc_dim: int, config: ModelConfig) -> nn.Module:
         return BahdanauAttention(config.hidden, enc_dim, config.hidden)
@@ -238,15 +248,16 @@ class BahdanauDecoder(StepwiseDecoder):
     def init_state(self, encoded: EncoderOutput) -> DecoderState:
         return DecoderState(self.bridge(encoded))
 
-    def _step(self, emb_gates: torch.Tensor, state: DecoderState, memory: Memory,
-              context_weight: torch.Tensor) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+    def _step(self, input_gates: Callable[[torch.Tensor], torch.Tensor], state: DecoderState,
+              memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Attend from the previous state, then run every layer one step.
 
-        ``emb_gates`` (batch, k*hidden). Returns the context (batch, enc_dim),
-        the new state and the attention weights (batch, src_len).
+        ``input_gates`` maps the context (batch, enc_dim) to the first layer's
+        input gates (batch, k*hidden). Returns the context, the new state and
+        the attention weights (batch, src_len).
         """
         context, weights = self.attention(state.layers[-1][0], memory.keys, memory.values, memory.mask)
-        layers = self._run_layers(emb_gates + F.linear(context, context_weight), state.layers)
+        layers = self._run_layers(input_gates(context), state.layers)
         return context, DecoderState(layers), weights
 
     def _readout(self, top: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
@@ -263,7 +274,7 @@ class BahdanauDecoder(StepwiseDecoder):
         context_weight = self._feed_weight()
 
         def step(gates: torch.Tensor, state: DecoderState, memory: Memory):
-            context, state, _ = self._step(gates, state, memory, context_weight)
+            context, state, _ = self._step(lambda context: gates + linear(context, context_weight), state, memory)
             return state, (state.layers[-1][0], context)    # (rows, hidden), (rows, enc_dim)
 
         top, context = self._unroll(steps, encoded, emb_gates, step)
@@ -276,8 +287,8 @@ class BahdanauDecoder(StepwiseDecoder):
         Returns the readout (batch, output_dim), the new state and the
         attention weights (batch, src_len).
         """
-        embedded, emb_gates = self._embed_gates(tokens)
-        context, state, weights = self._step(emb_gates, state, memory, self._feed_weight())
+        embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training)  # (batch, emb)
+        context, state, weights = self._step(lambda context: self._input_gates(embedded, context), state, memory)
         return self._readout(state.layers[-1][0], context, embedded), state, weights
 
 
@@ -297,7 +308,7 @@ class InputFeedingDecoder(StepwiseDecoder):
 
     def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig):
         super().__init__(vocab_size, enc_dim, config, feed_dim=readout_size(config))
-        self.combine = nn.Linear(config.hidden + enc_dim, self.output_dim)
+        self.combine = Linear(config.hidden + enc_dim, self.output_dim)
 
     def _make_attention(self, enc_dim: int, config: ModelConfig) -> nn.Module:
         if config.attention_score == "additive":
@@ -315,15 +326,17 @@ class InputFeedingDecoder(StepwiseDecoder):
         context, weights = self.attention(query.unsqueeze(1), memory.keys, memory.values, memory.mask)
         return context.squeeze(1), weights.squeeze(1)
 
-    def _step(self, emb_gates: torch.Tensor, state: DecoderState, memory: Memory,
-              feed_weight: torch.Tensor) -> tuple[DecoderState, torch.Tensor]:
-        """Run every layer one step from ``emb_gates`` (batch, k*hidden), then attend from the top.
+    def _step(self, input_gates: Callable[[torch.Tensor], torch.Tensor], state: DecoderState,
+              memory: Memory) -> tuple[DecoderState, torch.Tensor]:
+        """Run every layer one step, then attend from the top.
 
-        Returns the new state (its ``feed`` is the attentional vector,
-        (batch, output_dim)) and the attention weights (batch, src_len).
+        ``input_gates`` maps the (dropped-out) previous attentional vector
+        (batch, output_dim) to the first layer's input gates (batch, k*hidden).
+        Returns the new state (its ``feed`` is the new attentional vector) and
+        the attention weights (batch, src_len).
         """
         feed = F.dropout(state.feed, self.dropout_p, self.training)
-        layers = self._run_layers(emb_gates + F.linear(feed, feed_weight), state.layers)
+        layers = self._run_layers(input_gates(feed), state.layers)
         top = layers[-1][0]                                                # (batch, hidden)
         context, weights = self._attend(top, memory)
         combined = F.dropout(torch.cat([top, context], dim=-1), self.dropout_p, self.training)
@@ -336,7 +349,7 @@ class InputFeedingDecoder(StepwiseDecoder):
         feed_weight = self._feed_weight()
 
         def step(gates: torch.Tensor, state: DecoderState, memory: Memory):
-            state, _ = self._step(gates, state, memory, feed_weight)
+            state, _ = self._step(lambda feed: gates + linear(feed, feed_weight), state, memory)
             return state, (state.feed,)                  # (rows, output_dim)
 
         (vectors,) = self._unroll(steps, encoded, emb_gates, step)
@@ -345,8 +358,8 @@ class InputFeedingDecoder(StepwiseDecoder):
     def step(self, tokens: torch.Tensor, state: DecoderState,
              memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One step from tokens (batch,): attentional vector (batch, output_dim), state, weights (batch, src_len)."""
-        _, emb_gates = self._embed_gates(tokens)
-        state, weights = self._step(emb_gates, state, memory, self._feed_weight())
+        embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training)  # (batch, emb)
+        state, weights = self._step(lambda feed: self._input_gates(embedded, feed), state, memory)
         return state.feed, state, weights
 
 
@@ -371,7 +384,7 @@ class ParallelDecoder(nn.Module):
                        dropout=config.dropout if config.dec_layers > 1 else 0.0)
         self.bridge = Bridge(enc_dim, config.hidden, config.dec_layers, self.is_lstm)
         self.output_dim = readout_size(config)
-        self.readout = nn.Linear(config.hidden + enc_dim + config.emb, self.output_dim)
+        self.readout = Linear(config.hidden + enc_dim + config.emb, self.output_dim)
 
     def memory(self, encoded: EncoderOutput) -> Memory:
         if self.attention is None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
+
+from s2s.model.gemm import linear
 
 # One layer's state: (h, c) for an LSTM, (h, None) for a GRU; each (batch, hidden).
 LayerState = tuple[torch.Tensor, "torch.Tensor | None"]
@@ -29,7 +30,7 @@ def recurrent_step(input_gates: torch.Tensor, state: LayerState, weight_hh: torc
     ``weight_hh`` (k*hidden, hidden). Computes what ``nn.GRUCell``/``nn.LSTMCell`` compute.
     """
     h, c = state
-    hidden_gates = F.linear(h, weight_hh, bias_hh)  # (batch, k*hidden)
+    hidden_gates = linear(h, weight_hh, bias_hh)  # (batch, k*hidden)
     if input_gates.is_cuda:  # one fused kernel forward and one backward, where the gate math is ~10 each
         return _fused_cuda_step(input_gates, hidden_gates, h, c, lstm)
     if lstm:

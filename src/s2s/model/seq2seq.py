@@ -10,6 +10,7 @@ from s2s.config import ModelConfig
 from s2s.errors import S2SError
 from s2s.model.decoder import DecoderState, Memory, build_decoder
 from s2s.model.encoder import Encoder, EncoderOutput
+from s2s.model.gemm import Linear
 from s2s.model.loss import smoothed_cross_entropy
 from s2s.subword import PAD_ID
 
@@ -28,7 +29,7 @@ class Seq2Seq(nn.Module):
         self.config = config
         self.encoder = Encoder(src_vocab, config)
         self.decoder = build_decoder(tgt_vocab, self.encoder.output_dim, config)
-        self.output = nn.Linear(self.decoder.output_dim, tgt_vocab)
+        self.output = Linear(self.decoder.output_dim, tgt_vocab)
         if config.tie_embeddings:
             self.output.weight = self.decoder.embed.weight
         if config.share_src_tgt_embeddings:
