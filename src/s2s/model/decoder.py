@@ -156,9 +156,10 @@ class StepwiseDecoder(nn.Module):
     embedding half of its input projection is one matrix product over all
     steps and the ``feed`` half is applied at each step; a decoding step,
     which has one embedding per row, applies the whole projection to the
-    concatenation in one product (:meth:`_input_gates`). Submodules are created in the order embedding,
-    attention, cells, bridge, then the subclass's output layers, so that a
-    seed gives the same initial weights as ever.
+    concatenation in one product (:meth:`_input_gates`). Submodules are
+    created in the order embedding, attention, cells, bridge, then the
+    subclass's output layers, so that a seed gives the same initial weights
+    as ever.
     """
 
     def __init__(self, vocab_size: int, enc_dim: int, config: ModelConfig, feed_dim: int):

@@ -1,14 +1,16 @@
 """Linear layers whose decoding products run on oneDNN's float32 kernels on the CPU.
 
 PyTorch's CPU ``F.linear`` calls MKL's SGEMM. A decoding step multiplies a
-few dozen rows by each weight, and there, on the AMD EPYC (Zen 4) this
-project is measured on, MKL's SGEMM uses the two cores poorly: the peer
-model's output layer, (64, 512) x (512, 8000), took 4.9-7.5 ms where
-oneDNN's, which PyTorch ships as well, took 3.0-3.4 ms (2.2x); one row,
-1.4-1.8 ms against 0.22 ms; the recurrent and attention products at 64 rows
-1.3-1.5x (benchmarks/gemm_sweep.py). The result is the same float32 sum of
-products in another order: within 1e-4 of MKL's at these sizes, as MKL's own
-results differ between CPUs.
+few dozen rows by each weight, and there, on the 2-core AMD EPYC (AVX-512)
+this project is measured on, MKL's SGEMM uses the cores poorly. oneDNN,
+which PyTorch ships as well, did the same products faster
+(``benchmarks/gemm_sweep.py``, alternated in one process, 2 threads): the
+peer model's output layer, (64, 512) x (512, 8000), in 4.3 ms against 6.0
+(2.9 ms with the weight in oneDNN's blocked layout: 2.05x); one row, 0.19
+ms against 0.70; the recurrent and attention products at 64 rows 1.1-1.3x
+(1.4-1.6x blocked). The result is the same float32 sum of products in
+another order: within 1e-4 of MKL's at these sizes, as MKL's own results
+differ between CPUs.
 
 So in inference mode (decoding: :mod:`s2s.search`), :func:`linear` and
 :class:`Linear` run oneDNN on float32 CPU tensors. Everywhere else, training
@@ -76,8 +78,8 @@ def blocked_weights(model: nn.Module) -> Iterator[None]:
     """Within: each :class:`Linear` of ``model`` multiplies by a copy of its weight in oneDNN's
     blocked layout, made on entry and dropped on exit; the weights must not change inside (decoding).
 
-    30% less time at the peer model's output layer, (58-64, 512) x (512, 8000), with the same
-    results. Made per use, not cached against the weight: a fused Adam step changes the weights
+    A third less time at the peer model's output layer, (64, 512) x (512, 8000), than with the
+    plain weight, with the same results. Made per use, not cached against the weight: a fused Adam step changes the weights
     without bumping their version counter, and a cache keyed on it decoded stale weights in training's
     validation. The reorder takes about 8 ms for that layer.
     """
