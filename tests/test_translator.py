@@ -1,7 +1,9 @@
+import numpy as np
 import torch
 
-from s2s.search import LengthLimit
-from s2s.subword import Vocabs
+from s2s.search import LengthLimit, beam_search, greedy
+from s2s.subword import EOS_ID, Vocabs
+from s2s.tensors import pad
 from s2s.train import load_model
 from s2s.translator import Translator
 from test_train import run
@@ -38,3 +40,22 @@ def test_nbest_lines_are_ranked(tiny_project, tiny_params):
     scores = [score for _, score in nbest[0]]
     assert scores == sorted(scores, reverse=True)
     assert nbest[0][0][0] == translator.translate_lines(["ein hund läuft"])[0]
+
+
+def test_decoding_with_blocked_weights_gives_what_the_plain_weights_give(tiny_project, tiny_params):
+    """The translator decodes with copies of the output and attention weights in oneDNN's blocked
+    layout; the searches called directly use the weights as they are: the same tokens, and beam
+    scores within 1e-5."""
+    run(tiny_project, tiny_params, tiny_project.model)
+    model, _ = load_model(tiny_project.model, torch.device("cpu"))
+    vocabs, limit = Vocabs.load(tiny_project.spm), LengthLimit(1.5, 5)
+    translator = Translator(model, vocabs, limit, batch_size=8)
+    ids = translator.encode_lines(["ein hund läuft", "zwei katzen sitzen auf dem tisch", "ein mann", "Ж"])
+    src = pad([np.asarray(i) for i in ids], suffix=EOS_ID)       # (4, longest + 1)
+    src_lens = torch.tensor([len(i) + 1 for i in ids])
+    assert translator.translate_ids(ids).tokens == greedy(model, src, src_lens, limit).tokens
+    through = Translator(model, vocabs, limit, batch_size=8, beam=4).nbest_ids(ids, 2)
+    direct = beam_search(model, src, src_lens, limit, beam=4, nbest=2)
+    for ours, plain in zip(through, direct):
+        assert [h.tokens for h in ours] == [h.tokens for h in plain]
+        assert all(abs(a.score - b.score) < 1e-5 for a, b in zip(ours, plain))
