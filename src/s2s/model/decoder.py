@@ -181,9 +181,13 @@ class StepwiseDecoder(nn.Module):
     def memory(self, encoded: EncoderOutput) -> Memory:
         return Memory(encoded.states, self.attention.project_keys(encoded.states), encoded.mask)
 
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids (…) -> dropped-out embeddings (…, emb)."""
+        return F.dropout(self.embed(tokens), self.dropout_p, self.training)
+
     def _embed_gates(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings (…, emb) and their share of the first layer's input gates (…, k*hidden)."""
-        embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training)
+        embedded = self._embed(tokens)
         first = self.cells[0]
         gates = linear(embedded, first.weight_ih[:, :self.emb_dim], first.bias_ih)
         return embedded, gates
@@ -288,7 +292,7 @@ class BahdanauDecoder(StepwiseDecoder):
         Returns the readout (batch, output_dim), the new state and the
         attention weights (batch, src_len).
         """
-        embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training)  # (batch, emb)
+        embedded = self._embed(tokens)  # (batch, emb)
         context, state, weights = self._step(lambda context: self._input_gates(embedded, context), state, memory)
         return self._readout(state.layers[-1][0], context, embedded), state, weights
 
@@ -359,7 +363,7 @@ class InputFeedingDecoder(StepwiseDecoder):
     def step(self, tokens: torch.Tensor, state: DecoderState,
              memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One step from tokens (batch,): attentional vector (batch, output_dim), state, weights (batch, src_len)."""
-        embedded = F.dropout(self.embed(tokens), self.dropout_p, self.training)  # (batch, emb)
+        embedded = self._embed(tokens)  # (batch, emb)
         state, weights = self._step(lambda feed: self._input_gates(embedded, feed), state, memory)
         return state.feed, state, weights
 

@@ -48,10 +48,14 @@ def runs_on_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and weight.dtype == torch.float32 and weight.is_contiguous() and onednn_linear_op() is not None)
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: "torch.Tensor | None" = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``: x (…, in), weight (out, in), bias (out,) -> (…, out)."""
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: "torch.Tensor | None" = None,
+           blocked: "torch.Tensor | None" = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``: x (…, in), weight (out, in), bias (out,) -> (…, out).
+
+    ``blocked``: ``weight`` in oneDNN's blocked layout, used in its place when oneDNN runs.
+    """
     if runs_on_onednn(x, weight):  # a strided x is copied: its kernel took 40x as long as the copy's
-        return onednn_linear_op()(x.contiguous(), weight, bias, "none", [], "")
+        return onednn_linear_op()(x.contiguous(), weight if blocked is None else blocked, bias, "none", [], "")
     return F.linear(x, weight, bias)
 
 
@@ -67,10 +71,7 @@ class Linear(nn.Linear):
         self.blocked: "torch.Tensor | None" = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not runs_on_onednn(x, self.weight):
-            return F.linear(x, self.weight, self.bias)
-        weight = self.weight if self.blocked is None else self.blocked
-        return onednn_linear_op()(x.contiguous(), weight, self.bias, "none", [], "")
+        return linear(x, self.weight, self.bias, self.blocked)
 
 
 @contextlib.contextmanager
@@ -79,9 +80,9 @@ def blocked_weights(model: nn.Module) -> Iterator[None]:
     blocked layout, made on entry and dropped on exit; the weights must not change inside (decoding).
 
     A third less time at the peer model's output layer, (64, 512) x (512, 8000), than with the
-    plain weight, with the same results. Made per use, not cached against the weight: a fused Adam step changes the weights
-    without bumping their version counter, and a cache keyed on it decoded stale weights in training's
-    validation. The reorder takes about 8 ms for that layer.
+    plain weight, with the same results. Made per use, not cached against the weight: a fused Adam
+    step changes the weights without bumping their version counter, and a cache keyed on it decoded
+    stale weights in training's validation. The reorder takes about 8 ms for that layer.
     """
     reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
     layers = [module for module in model.modules() if isinstance(module, Linear)
