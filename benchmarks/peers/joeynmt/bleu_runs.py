@@ -1,0 +1,154 @@
+"""BLEU of s2s and Joey NMT over every recorded run of one setting (issue 6: the same BLEU at the same
+number of updates).
+
+At 1000 updates both models are far from converged, and one run's BLEU is a noisy measure: Joey NMT is
+not deterministic on the CPU (its runs of one seed spread by about 0.8 greedy BLEU) and s2s's models of
+different seeds differ by as much. This script reads the ``result-*.json`` files that ``run.py`` wrote,
+keeps those of one setting, counts each training run once, and compares the two systems' means.
+
+    python benchmarks/peers/joeynmt/bleu_runs.py --steps 1000 --buckets-per-batch 4
+
+A Joey run counts when its updates are ``--steps`` and its config (paths and seed aside) is that of
+the newest such file; a run reused by a later command (``--reuse-joey``) counts once. An s2s run
+counts when its training setting matches (s2s's initialisation, bucketed batches,
+``--buckets-per-batch``, ``--accumulate``); s2s is deterministic, so each (seed, final loss) is one
+model, scored by its newest file (the newest decoding code). One seed can have several s2s models:
+changes to the training code that kept its arithmetic but not its float rounding gave new ones.
+
+Each seed's means are compared, then the mean of those differences (every seed weighted alike,
+however many runs it has), and the means over all runs with their standard errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SEARCHES = ("greedy", "beam")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run's BLEU on test 2016 (batch 64) and final loss, and the file that recorded it."""
+
+    system: str
+    seed: int
+    greedy: float
+    beam: float
+    loss: float  # cross-entropy, mean of the last 10 updates
+    created: str
+    file: str
+
+
+def normalized_joey_config(text: str) -> str:
+    """Joey's config with its paths and seed blanked: the same for every run of one setting."""
+    text = re.sub(r"random_seed: \d+", "random_seed: SEED", text)
+    return re.sub(r"/\S+/(?=[^/\s]+\s)", "PATH/", text)
+
+
+def runs_of(result: dict, file: str, steps: int, buckets_per_batch: int, accumulate: int,
+            joey_config: str) -> list[Run]:
+    """The s2s and Joey runs one result file holds that belong to the setting."""
+    if result.get("steps") != steps or "bleu" not in result.get("joeynmt", {}):
+        return []
+    train = result["s2s_params"]["train"]
+    found = []
+    if normalized_joey_config(result["joey_config"]) == joey_config:
+        joey = result["joeynmt"]
+        found.append(Run("joeynmt", train["seed"], joey["bleu"]["greedy"], joey["bleu"]["beam"],
+                         joey["train"]["mean_loss_last10"] + result["joey_target_entropy"],
+                         result["created"], file))
+    if (result.get("s2s_init", "s2s") == "s2s" and result.get("s2s_batching", "bucketed") == "bucketed"
+            and train.get("buckets_per_batch", 1) == buckets_per_batch
+            and train.get("accumulate", 1) == accumulate):
+        s2s = result["s2s"]
+        found.append(Run("s2s", train["seed"], s2s["bleu"]["greedy"], s2s["bleu"]["beam"],
+                         s2s["train"]["mean_loss_last10"], result["created"], file))
+    return found
+
+
+def distinct(runs: list[Run]) -> list[Run]:
+    """Each training run once: Joey's by its figures (a reused run repeats them), s2s's by (seed, loss),
+    keeping the newest file's BLEU."""
+    newest: dict[tuple, Run] = {}
+    for run in sorted(runs, key=lambda r: r.created):
+        key = ((run.seed, round(run.loss, 6)) if run.system == "s2s"
+               else (run.seed, run.greedy, run.beam, round(run.loss, 6)))
+        newest[key] = run
+    return sorted(newest.values(), key=lambda r: (r.seed, r.created))
+
+
+def mean_and_error(values: list[float]) -> tuple[float, float]:
+    """Mean and its standard error (0 for a single value)."""
+    if len(values) < 2:
+        return values[0], 0.0
+    return statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5
+
+
+def report(runs: list[Run]) -> str:
+    """Every run, each seed's means, and the means over runs and over seeds."""
+    lines = [f"{'system':<9}{'seed':>6}{'greedy':>9}{'beam 5':>9}{'loss':>8}  file"]
+    lines += [f"{r.system:<9}{r.seed:>6}{r.greedy:>9.2f}{r.beam:>9.2f}{r.loss:>8.3f}  {r.file}" for r in runs]
+    of = {system: [r for r in runs if r.system == system] for system in ("s2s", "joeynmt")}
+    seeds = sorted({r.seed for r in of["s2s"]} & {r.seed for r in of["joeynmt"]})
+    lines.append("\nmeans per seed, greedy / beam 5:")
+    gaps = {search: [] for search in SEARCHES}
+    for seed in seeds:
+        cells = []
+        for system in ("s2s", "joeynmt"):
+            mine = [r for r in of[system] if r.seed == seed]
+            cells.append(f"{system} {' / '.join(f'{statistics.fmean(getattr(r, s) for r in mine):.2f}' for s in SEARCHES)}"
+                         f" ({len(mine)} run{'s' * (len(mine) > 1)})")
+        for search in SEARCHES:
+            gaps[search].append(statistics.fmean(getattr(r, search) for r in of["s2s"] if r.seed == seed)
+                                - statistics.fmean(getattr(r, search) for r in of["joeynmt"] if r.seed == seed))
+        lines.append(f"  seed {seed}: {cells[0]}, {cells[1]}: s2s - Joey "
+                     + " / ".join(f"{gaps[s][-1]:+.2f}" for s in SEARCHES))
+    lines.append(f"over the {len(seeds)} seeds both ran (each seed's means weighted alike): s2s - Joey "
+                 + " / ".join(f"{statistics.fmean(gaps[s]):+.2f}" for s in SEARCHES))
+    lines.append("over all runs (mean ± standard error):")
+    means = {}
+    for system, mine in of.items():
+        for search in SEARCHES:
+            means[system, search] = mean_and_error([getattr(r, search) for r in mine])
+        lines.append(f"  {system} ({len(mine)} runs): " + " / ".join(
+            f"{means[system, s][0]:.2f} ± {means[system, s][1]:.2f}" for s in SEARCHES))
+    lines.append("  s2s - Joey: " + " / ".join(
+        f"{means['s2s', s][0] - means['joeynmt', s][0]:+.2f} ± "
+        f"{(means['s2s', s][1] ** 2 + means['joeynmt', s][1] ** 2) ** 0.5:.2f}" for s in SEARCHES))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=1000, help="training updates of the runs")
+    parser.add_argument("--buckets-per-batch", type=int, default=4, help="s2s's train.buckets_per_batch")
+    parser.add_argument("--accumulate", type=int, default=1, help="s2s's train.accumulate")
+    parser.add_argument("results", nargs="*", type=Path, help="result files (default: result-*.json here)")
+    args = parser.parse_args()
+    files = args.results or sorted(HERE.glob("result-*.json"))
+    results = {}
+    for path in files:
+        try:
+            results[path.name] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            sys.exit(f"{path}: not a readable result file ({error}); pass files run.py wrote")
+    trained = [r for r in results.values() if r.get("steps") == args.steps and "joey_config" in r]
+    if not trained:
+        sys.exit(f"no result of {args.steps} training updates in {len(files)} files; check --steps")
+    joey_config = normalized_joey_config(max(trained, key=lambda r: r["created"])["joey_config"])
+    runs = distinct([run for name, result in results.items() for run in
+                     runs_of(result, name, args.steps, args.buckets_per_batch, args.accumulate, joey_config)])
+    if not {"s2s", "joeynmt"} <= {r.system for r in runs}:
+        sys.exit(f"no runs of both systems at --steps {args.steps} --buckets-per-batch {args.buckets_per_batch} "
+                 f"--accumulate {args.accumulate} in {len(files)} files; check the setting")
+    print(report(runs))
+
+
+if __name__ == "__main__":
+    main()
