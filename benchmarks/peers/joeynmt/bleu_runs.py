@@ -54,18 +54,18 @@ def normalized_joey_config(text: str) -> str:
 def runs_of(result: dict, file: str, steps: int, buckets_per_batch: int, accumulate: int,
             joey_config: str) -> list[Run]:
     """The s2s and Joey runs one result file holds that belong to the setting."""
-    if result.get("steps") != steps or "bleu" not in result.get("joeynmt", {}):
+    if result.get("steps") != steps:
         return []
     train = result["s2s_params"]["train"]
     found = []
-    if normalized_joey_config(result["joey_config"]) == joey_config:
+    if "bleu" in (result.get("joeynmt") or {}) and normalized_joey_config(result["joey_config"]) == joey_config:
         joey = result["joeynmt"]
         found.append(Run("joeynmt", train["seed"], joey["bleu"]["greedy"], joey["bleu"]["beam"],
                          joey["train"]["mean_loss_last10"] + result["joey_target_entropy"],
                          result["created"], file))
     if (result.get("s2s_init", "s2s") == "s2s" and result.get("s2s_batching", "bucketed") == "bucketed"
             and train.get("buckets_per_batch", 1) == buckets_per_batch
-            and train.get("accumulate", 1) == accumulate):
+            and train.get("accumulate", 1) == accumulate and "bleu" in result["s2s"]):
         s2s = result["s2s"]
         found.append(Run("s2s", train["seed"], s2s["bleu"]["greedy"], s2s["bleu"]["beam"],
                          s2s["train"]["mean_loss_last10"], result["created"], file))

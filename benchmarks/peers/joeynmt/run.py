@@ -471,11 +471,18 @@ def main() -> None:
     parser.add_argument("--decode-only", type=Path, metavar="WEIGHTS",
                         help="train neither system: load these s2s weights (work/s2s_model.pt of an earlier run) and "
                              "compare the decoders on them, as --same-weights does")
+    parser.add_argument("--s2s-only", action="store_true",
+                        help="train and decode s2s alone: one more sample of its BLEU and loss at this setting "
+                             "(bleu_runs.py counts it), with no Joey run and so no speed ratios")
     parser.add_argument("--out", type=Path, default=HERE / "result.json")
     parser.add_argument("--reuse-joey", action="store_true",
                         help="take Joey's figures from the last run (work/joey_result.json) when its config, "
                              "steps and decoding sets are the same; for re-measuring s2s alone")
     args = parser.parse_args()
+    if args.s2s_only and (args.decode_only or args.same_weights or args.reuse_joey or args.s2s_init != "s2s"
+                          or args.s2s_batching != "bucketed"):
+        sys.exit("--s2s-only trains s2s alone, from its own initialisation on its own batches: drop --decode-only, "
+                 "--same-weights, --reuse-joey, --s2s-init and --s2s-batching")
     if not args.decode_only and not 0 <= args.warmup < args.steps:
         sys.exit("--warmup must be at least 0 and below --steps")
     root = args.root.resolve()
@@ -579,6 +586,21 @@ def main() -> None:
               f"{args.threads} threads):")
         print(same_weights_table(same_weights))
         print(f"\nJSON: {args.out}")
+        return
+
+    if args.s2s_only:
+        model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup, None, False)
+        s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
+               "train": s2s_train, "decode": decode_s2s_sets(model, vocabs, params, decode_sets, specs), "bleu": {}}
+        s2s["bleu_signature"] = score_bleu(s2s["decode"], refs, s2s["bleu"])
+        result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
+                  "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
+                  "s2s_batch_tokens": batch_tokens, "s2s_params": params_to_dict(params),
+                  "joey_config": config.read_text(), "s2s_init": "s2s", "s2s_batching": "bucketed",
+                  "matmul_flops_per_s": matmul_rate, "s2s": s2s, "joeynmt": None}
+        write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False))
+        print(f"\ns2s alone, {args.steps} updates: loss {s2s_train['mean_loss_last10']:.3f} (last 10), "
+              f"BLEU test 2016 greedy {s2s['bleu']['greedy']:.2f}, beam {s2s['bleu']['beam']:.2f}\nJSON: {args.out}")
         return
 
     # ---- Joey: train and decode
