@@ -73,14 +73,15 @@ def runs_of(result: dict, file: str, steps: int, buckets_per_batch: int, accumul
 
 
 def distinct(runs: list[Run]) -> list[Run]:
-    """Each training run once: Joey's by its figures (a reused run repeats them), s2s's by (seed, loss),
-    keeping the newest file's BLEU."""
-    newest: dict[tuple, Run] = {}
+    """Each training run once: Joey's by its figures, from the file that first recorded them (a reused
+    run repeats them); s2s's by (seed, loss), from the newest file (its newest decoding)."""
+    kept: dict[tuple, Run] = {}
     for run in sorted(runs, key=lambda r: r.created):
-        key = ((run.seed, round(run.loss, 6)) if run.system == "s2s"
-               else (run.seed, run.greedy, run.beam, round(run.loss, 6)))
-        newest[key] = run
-    return sorted(newest.values(), key=lambda r: (r.seed, r.created))
+        if run.system == "s2s":
+            kept[run.seed, round(run.loss, 6)] = run
+        else:
+            kept.setdefault((run.seed, run.greedy, run.beam, round(run.loss, 6)), run)
+    return sorted(kept.values(), key=lambda r: (r.seed, r.created))
 
 
 def mean_and_error(values: list[float]) -> tuple[float, float]:
