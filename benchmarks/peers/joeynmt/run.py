@@ -590,6 +590,7 @@ def main() -> None:
 
     if args.s2s_only:
         model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup, None, False)
+        torch.save(model.state_dict(), WORK / "s2s_model.pt")  # for a later --decode-only
         s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
                "train": s2s_train, "decode": decode_s2s_sets(model, vocabs, params, decode_sets, specs), "bleu": {}}
         s2s["bleu_signature"] = score_bleu(s2s["decode"], refs, s2s["bleu"])
