@@ -10,7 +10,7 @@ keeps those of one setting, counts each training run once, and compares the two 
 
 A Joey run counts when its updates are ``--steps`` and its config (paths and seed aside) is that of
 the newest such file; a run reused by a later command (``--reuse-joey``) counts once. An s2s run
-counts when its training setting matches (s2s's initialisation, bucketed batches,
+counts when its training setting matches (s2s's initialisation, ``--s2s-batching``,
 ``--buckets-per-batch``, ``--accumulate``); s2s is deterministic, so each (seed, final loss) is one
 model, scored by its newest file (the newest decoding code). One seed can have several s2s models:
 changes to the training code that kept its arithmetic but not its float rounding gave new ones.
@@ -51,7 +51,7 @@ def normalized_joey_config(text: str) -> str:
     return re.sub(r"/\S+/(?=[^/\s]+\s)", "PATH/", text)
 
 
-def runs_of(result: dict, file: str, steps: int, buckets_per_batch: int, accumulate: int,
+def runs_of(result: dict, file: str, steps: int, batching: str, buckets_per_batch: int, accumulate: int,
             joey_config: str) -> list[Run]:
     """The s2s and Joey runs one result file holds that belong to the setting."""
     if result.get("steps") != steps:
@@ -63,7 +63,7 @@ def runs_of(result: dict, file: str, steps: int, buckets_per_batch: int, accumul
         found.append(Run("joeynmt", train["seed"], joey["bleu"]["greedy"], joey["bleu"]["beam"],
                          joey["train"]["mean_loss_last10"] + result["joey_target_entropy"],
                          result["created"], file))
-    if (result.get("s2s_init", "s2s") == "s2s" and result.get("s2s_batching", "bucketed") == "bucketed"
+    if (result.get("s2s_init", "s2s") == "s2s" and result.get("s2s_batching", "bucketed") == batching
             and train.get("buckets_per_batch", 1) == buckets_per_batch
             and train.get("accumulate", 1) == accumulate and "bleu" in result["s2s"]):
         s2s = result["s2s"]
@@ -128,7 +128,10 @@ def report(runs: list[Run]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="training updates of the runs")
-    parser.add_argument("--buckets-per-batch", type=int, default=4, help="s2s's train.buckets_per_batch")
+    parser.add_argument("--s2s-batching", choices=["bucketed", "joey"], default="bucketed",
+                        help="s2s's batches in the runs: its own bucketed ones or Joey's (run.py --s2s-batching)")
+    parser.add_argument("--buckets-per-batch", type=int, default=4,
+                        help="s2s's train.buckets_per_batch (1 with --s2s-batching joey)")
     parser.add_argument("--accumulate", type=int, default=1, help="s2s's train.accumulate")
     parser.add_argument("results", nargs="*", type=Path, help="result files (default: result-*.json here)")
     args = parser.parse_args()
@@ -144,10 +147,12 @@ def main() -> None:
         sys.exit(f"no result of {args.steps} training updates in {len(files)} files; check --steps")
     joey_config = normalized_joey_config(max(trained, key=lambda r: r["created"])["joey_config"])
     runs = distinct([run for name, result in results.items() for run in
-                     runs_of(result, name, args.steps, args.buckets_per_batch, args.accumulate, joey_config)])
+                     runs_of(result, name, args.steps, args.s2s_batching, args.buckets_per_batch, args.accumulate,
+                             joey_config)])
     if not {"s2s", "joeynmt"} <= {r.system for r in runs}:
-        sys.exit(f"no runs of both systems at --steps {args.steps} --buckets-per-batch {args.buckets_per_batch} "
-                 f"--accumulate {args.accumulate} in {len(files)} files; check the setting")
+        sys.exit(f"no runs of both systems at --steps {args.steps} --s2s-batching {args.s2s_batching} "
+                 f"--buckets-per-batch {args.buckets_per_batch} --accumulate {args.accumulate} in {len(files)} files; "
+                 "check the setting")
     print(report(runs))
 
 
