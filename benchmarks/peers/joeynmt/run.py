@@ -445,6 +445,24 @@ def same_weights_table(same_weights: dict) -> str:
     return "\n".join(lines)
 
 
+def run_record(root: Path, threads: int) -> dict:
+    """The fields that open every result file: when, where and on how many threads."""
+    return {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
+            "cpu_count": os.cpu_count(), "threads": threads}
+
+
+def s2s_record(model, train: dict, decode: list[dict]) -> dict:
+    """s2s's side of a result file (its BLEU is added by :func:`add_bleu`)."""
+    return {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
+            "train": train, "decode": decode}
+
+
+def add_bleu(system: dict, refs: list[str]) -> None:
+    """Score a side's batch-64 decodings: its "bleu" by search and "bleu_signature"."""
+    system["bleu"] = {}
+    system["bleu_signature"] = score_bleu(system["decode"], refs, system["bleu"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -575,8 +593,7 @@ def main() -> None:
         decode = partial(decode_s2s_sets, s2s_model, vocabs, params, decode_sets, specs)
         same_weights = decode_same_weights(python, config, s2s_model, args.threads, decode_args, decode(), decode,
                                            refs)
-        result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
-                  "cpu_count": os.cpu_count(), "threads": args.threads, "weights": str(args.decode_only.resolve()),
+        result = {**run_record(root, args.threads), "weights": str(args.decode_only.resolve()),
                   "s2s_params": params_to_dict(params), "joey_config": config.read_text(),
                   "function_gap": function_gap_value, "matmul_flops_per_s": matmul_rate,
                   "same_weights": same_weights}
@@ -591,11 +608,9 @@ def main() -> None:
         model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup, None,
                                      args.s2s_batching == "joey")
         torch.save(model.state_dict(), WORK / "s2s_model.pt")  # for a later --decode-only
-        s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
-               "train": s2s_train, "decode": decode_s2s_sets(model, vocabs, params, decode_sets, specs), "bleu": {}}
-        s2s["bleu_signature"] = score_bleu(s2s["decode"], refs, s2s["bleu"])
-        result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
-                  "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
+        s2s = s2s_record(model, s2s_train, decode_s2s_sets(model, vocabs, params, decode_sets, specs))
+        add_bleu(s2s, refs)
+        result = {**run_record(root, args.threads), "steps": args.steps, "warmup": args.warmup,
                   "s2s_batch_tokens": batch_tokens, "s2s_params": params_to_dict(params),
                   "joey_config": config.read_text(), "s2s_init": "s2s", "s2s_batching": args.s2s_batching,
                   "matmul_flops_per_s": matmul_rate, "s2s": s2s, "joeynmt": None}
@@ -635,17 +650,14 @@ def main() -> None:
     torch.save(model.state_dict(), WORK / "s2s_model.pt")  # for a later --decode-only
     decode = partial(decode_s2s_sets, model, vocabs, params, decode_sets, specs)
     s2s_decode = decode()
-    s2s = {"system": "s2s", "params": model.num_parameters(), "threads": torch.get_num_threads(),
-           "train": s2s_train, "decode": s2s_decode}
+    s2s = s2s_record(model, s2s_train, s2s_decode)
     same_weights = (decode_same_weights(python, config, model, args.threads, decode_args, s2s_decode, decode, refs)
                     if args.same_weights else None)
 
     # ---- BLEU and report
     for system in (s2s, joey):
-        system["bleu"] = {}
-        system["bleu_signature"] = score_bleu(system["decode"], refs, system["bleu"])
-    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "root": str(root), "host": platform.node(),
-              "cpu_count": os.cpu_count(), "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
+        add_bleu(system, refs)
+    result = {**run_record(root, args.threads), "steps": args.steps, "warmup": args.warmup,
               "joey_batch_tokens": JOEY_BATCH_TOKENS, "s2s_batch_tokens": batch_tokens,
               "joey_replayed_tgt_tokens_per_batch": joey_target, "s2s_params": params_to_dict(params),
               "joey_config": config.read_text(), "s2s_init": args.s2s_init, "s2s_batching": args.s2s_batching,
