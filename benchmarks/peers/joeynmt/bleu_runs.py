@@ -100,14 +100,13 @@ def report(runs: list[Run]) -> str:
     lines.append("\nmeans per seed, greedy / beam 5:")
     gaps = {search: [] for search in SEARCHES}
     for seed in seeds:
-        cells = []
-        for system in ("s2s", "joeynmt"):
-            mine = [r for r in of[system] if r.seed == seed]
-            cells.append(f"{system} {' / '.join(f'{statistics.fmean(getattr(r, s) for r in mine):.2f}' for s in SEARCHES)}"
-                         f" ({len(mine)} run{'s' * (len(mine) > 1)})")
+        mine = {system: [r for r in of[system] if r.seed == seed] for system in of}
+        mean = {(system, search): statistics.fmean(getattr(r, search) for r in mine[system])
+                for system in of for search in SEARCHES}
         for search in SEARCHES:
-            gaps[search].append(statistics.fmean(getattr(r, search) for r in of["s2s"] if r.seed == seed)
-                                - statistics.fmean(getattr(r, search) for r in of["joeynmt"] if r.seed == seed))
+            gaps[search].append(mean["s2s", search] - mean["joeynmt", search])
+        cells = [f"{system} {' / '.join(f'{mean[system, s]:.2f}' for s in SEARCHES)} "
+                 f"({len(mine[system])} run{'s' * (len(mine[system]) > 1)})" for system in of]
         lines.append(f"  seed {seed}: {cells[0]}, {cells[1]}: s2s - Joey "
                      + " / ".join(f"{gaps[s][-1]:+.2f}" for s in SEARCHES))
     lines.append(f"over the {len(seeds)} seeds both ran (each seed's means weighted alike): s2s - Joey "
