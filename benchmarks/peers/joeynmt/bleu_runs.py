@@ -10,7 +10,7 @@ keeps those of one setting, counts each training run once, and compares the two 
 
 A Joey run counts when its updates are ``--steps`` and its config (paths and seed aside) is that of
 the newest such file; a run reused by a later command (``--reuse-joey``) counts once. An s2s run
-counts when its training setting matches (s2s's initialisation, ``--s2s-batching``,
+counts when its training setting matches (``--s2s-init``, ``--s2s-batching``,
 ``--buckets-per-batch``, ``--accumulate``); s2s is deterministic, so each (seed, final loss) is one
 model, scored by its newest file (the newest decoding code). One seed can have several s2s models:
 changes to the training code that kept its arithmetic but not its float rounding gave new ones.
@@ -45,16 +45,31 @@ class Run:
     file: str
 
 
+@dataclass(frozen=True)
+class Setting:
+    """The training setting whose runs are compared: updates, and s2s's side of it (run.py's
+    ``--s2s-init`` and ``--s2s-batching``, ``train.buckets_per_batch`` and ``train.accumulate``)."""
+
+    steps: int
+    s2s_init: str
+    s2s_batching: str
+    buckets_per_batch: int
+    accumulate: int
+
+    def describe(self) -> str:
+        return (f"--steps {self.steps} --s2s-init {self.s2s_init} --s2s-batching {self.s2s_batching} "
+                f"--buckets-per-batch {self.buckets_per_batch} --accumulate {self.accumulate}")
+
+
 def normalized_joey_config(text: str) -> str:
     """Joey's config with its paths and seed blanked: the same for every run of one setting."""
     text = re.sub(r"random_seed: \d+", "random_seed: SEED", text)
     return re.sub(r"/\S+/(?=[^/\s]+\s)", "PATH/", text)
 
 
-def runs_of(result: dict, file: str, steps: int, batching: str, buckets_per_batch: int, accumulate: int,
-            joey_config: str) -> list[Run]:
+def runs_of(result: dict, file: str, setting: Setting, joey_config: str) -> list[Run]:
     """The s2s and Joey runs one result file holds that belong to the setting."""
-    if result.get("steps") != steps:
+    if result.get("steps") != setting.steps:
         return []
     train = result["s2s_params"]["train"]
     found = []
@@ -63,9 +78,10 @@ def runs_of(result: dict, file: str, steps: int, batching: str, buckets_per_batc
         found.append(Run("joeynmt", train["seed"], joey["bleu"]["greedy"], joey["bleu"]["beam"],
                          joey["train"]["mean_loss_last10"] + result["joey_target_entropy"],
                          result["created"], file))
-    if (result.get("s2s_init", "s2s") == "s2s" and result.get("s2s_batching", "bucketed") == batching
-            and train.get("buckets_per_batch", 1) == buckets_per_batch
-            and train.get("accumulate", 1) == accumulate and "bleu" in result["s2s"]):
+    if (result.get("s2s_init", "s2s") == setting.s2s_init
+            and result.get("s2s_batching", "bucketed") == setting.s2s_batching
+            and train.get("buckets_per_batch", 1) == setting.buckets_per_batch
+            and train.get("accumulate", 1) == setting.accumulate and "bleu" in result["s2s"]):
         s2s = result["s2s"]
         found.append(Run("s2s", train["seed"], s2s["bleu"]["greedy"], s2s["bleu"]["beam"],
                          s2s["train"]["mean_loss_last10"], result["created"], file))
@@ -127,6 +143,9 @@ def report(runs: list[Run]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="training updates of the runs")
+    parser.add_argument("--s2s-init", choices=["s2s", "joey"], default="s2s",
+                        help="s2s's initial weights in the runs: its own, or Joey's of the same seed "
+                             "(run.py --s2s-init)")
     parser.add_argument("--s2s-batching", choices=["bucketed", "joey"], default="bucketed",
                         help="s2s's batches in the runs: its own bucketed ones or Joey's (run.py --s2s-batching)")
     parser.add_argument("--buckets-per-batch", type=int, default=4,
@@ -141,17 +160,15 @@ def main() -> None:
             results[path.name] = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             sys.exit(f"{path}: not a readable result file ({error}); pass files run.py wrote")
+    setting = Setting(args.steps, args.s2s_init, args.s2s_batching, args.buckets_per_batch, args.accumulate)
     trained = [r for r in results.values() if r.get("steps") == args.steps and "joey_config" in r]
     if not trained:
         sys.exit(f"no result of {args.steps} training updates in {len(files)} files; check --steps")
     joey_config = normalized_joey_config(max(trained, key=lambda r: r["created"])["joey_config"])
     runs = distinct([run for name, result in results.items() for run in
-                     runs_of(result, name, args.steps, args.s2s_batching, args.buckets_per_batch, args.accumulate,
-                             joey_config)])
+                     runs_of(result, name, setting, joey_config)])
     if not {"s2s", "joeynmt"} <= {r.system for r in runs}:
-        sys.exit(f"no runs of both systems at --steps {args.steps} --s2s-batching {args.s2s_batching} "
-                 f"--buckets-per-batch {args.buckets_per_batch} --accumulate {args.accumulate} in {len(files)} files; "
-                 "check the setting")
+        sys.exit(f"no runs of both systems at {setting.describe()} in {len(files)} files; check the setting")
     print(report(runs))
 
 

@@ -497,9 +497,8 @@ def main() -> None:
                         help="take Joey's figures from the last run (work/joey_result.json) when its config, "
                              "steps and decoding sets are the same; for re-measuring s2s alone")
     args = parser.parse_args()
-    if args.s2s_only and (args.decode_only or args.same_weights or args.reuse_joey or args.s2s_init != "s2s"):
-        sys.exit("--s2s-only trains s2s alone from its own initialisation: drop --decode-only, --same-weights, "
-                 "--reuse-joey and --s2s-init")
+    if args.s2s_only and (args.decode_only or args.same_weights or args.reuse_joey):
+        sys.exit("--s2s-only trains s2s alone, with no Joey run: drop --decode-only, --same-weights and --reuse-joey")
     if not args.decode_only and not 0 <= args.warmup < args.steps:
         sys.exit("--warmup must be at least 0 and below --steps")
     root = args.root.resolve()
@@ -605,14 +604,14 @@ def main() -> None:
         return
 
     if args.s2s_only:
-        model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup, None,
-                                     args.s2s_batching == "joey")
+        model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup,
+                                     joey_start if args.s2s_init == "joey" else None, args.s2s_batching == "joey")
         torch.save(model.state_dict(), WORK / "s2s_model.pt")  # for a later --decode-only
         s2s = s2s_record(model, s2s_train, decode_s2s_sets(model, vocabs, params, decode_sets, specs))
         add_bleu(s2s, refs)
         result = {**run_record(root, args.threads), "steps": args.steps, "warmup": args.warmup,
                   "s2s_batch_tokens": batch_tokens, "s2s_params": params_to_dict(params),
-                  "joey_config": config.read_text(), "s2s_init": "s2s", "s2s_batching": args.s2s_batching,
+                  "joey_config": config.read_text(), "s2s_init": args.s2s_init, "s2s_batching": args.s2s_batching,
                   "matmul_flops_per_s": matmul_rate, "s2s": s2s, "joeynmt": None}
         write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False))
         print(f"\ns2s alone, {args.steps} updates: loss {s2s_train['mean_loss_last10']:.3f} (last 10), "
