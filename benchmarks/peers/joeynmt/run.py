@@ -74,7 +74,7 @@ from s2s.config import (
     params_to_dict,
 )
 from s2s.search import LengthLimit
-from s2s.subword import Vocabs
+from s2s.subword import PAD_ID, Vocabs
 from s2s.tensors import ParallelData, collate, pack, token_batches
 from s2s.train import build_model, build_optimizer, epoch_updates, optimizer_step
 from s2s.translator import Translator
@@ -136,7 +136,7 @@ def joey_config(root: Path, params: Params, steps: int, model_dir: Path, vocab: 
     values = {"MODEL_DIR": model_dir, "SEED": params.train.seed, "TRAIN": root / "data/clean/train",
               "DEV": root / "data/clean/valid", "SPM_MODEL": root / "data/spm/spm.model", "VOCAB": vocab,
               "EMB": params.model.emb, "ENC_HIDDEN": params.model.hidden // 2, "DEC_HIDDEN": params.model.hidden,
-              "DROPOUT": params.model.dropout, "LR": params.train.lr, "INIT_WEIGHT": params.model.hidden ** -0.5,
+              "DROPOUT": params.model.dropout, "LR": params.train.lr, "INIT_WEIGHT": joey_init_weight(params),
               "LABEL_SMOOTHING": params.train.label_smoothing, "CLIP_GRAD": params.train.clip_grad,
               "BATCH_TOKENS": JOEY_BATCH_TOKENS, "STEPS": steps, "LOGGING_FREQ": logging_freq,
               "VALIDATION_FREQ": logging_freq * (steps // logging_freq + 1), "BEAM_ALPHA": params.eval.len_penalty}
@@ -147,6 +147,12 @@ def joey_config(root: Path, params: Params, steps: int, model_dir: Path, vocab: 
     path = WORK / "joey.yaml"
     path.write_text(text)
     return path
+
+
+def joey_init_weight(params: Params) -> float:
+    """The bound of Joey's uniform initialisation in the benchmark's config: 1/sqrt(hidden), PyTorch's
+    per-layer bound for most layers of this architecture."""
+    return params.model.hidden ** -0.5
 
 
 def run_joey(python: Path, config: Path, out: Path, threads: int, extra: list[str], log_path: Path) -> dict:
@@ -210,6 +216,25 @@ def s2s_state_from_joey(joey_state: dict, model) -> dict:
     missing = set(model.state_dict()) ^ set(state)
     if missing:
         sys.exit(f"FAIL: parameters without a counterpart in the other system: {sorted(missing)}")
+    return state
+
+
+def uniform_state(model, scale: float, seed: int) -> dict:
+    """Fresh weights for ``model`` drawn, with s2s's seed, from the scheme of Joey's config
+    (``joey.yaml.tmpl``): embeddings N(0, 1) with the padding row zero, every other weight and bias
+    U(-scale, scale), and the output bias (Joey's output layer has none) zero. PyTorch's own
+    initialisation, which s2s keeps, differs from it in the encoder GRU (U(+-1/16) at this
+    architecture), the attentional layer (U(+-1/32)) and the output bias."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name == "output.bias":
+            state[name] = torch.zeros_like(tensor)
+        elif name.endswith("embed.weight"):
+            state[name] = torch.randn(tensor.shape, generator=generator)
+            state[name][PAD_ID] = 0.0
+        else:
+            state[name] = (torch.rand(tensor.shape, generator=generator) * 2 - 1) * scale
     return state
 
 
@@ -480,8 +505,10 @@ def main() -> None:
                         help="s2s train.batch_tokens (0 = matched to Joey's real target tokens per batch)")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[],
                         help="extra s2s param override (key=value), applied after the benchmark's")
-    parser.add_argument("--s2s-init", choices=["s2s", "joey"], default="s2s",
-                        help="s2s starts from its own initialisation (PyTorch's) or from Joey's initial weights")
+    parser.add_argument("--s2s-init", choices=["s2s", "joey", "uniform"], default="s2s",
+                        help="s2s starts from its own initialisation (PyTorch's), from Joey's initial weights, or "
+                             "from its own draws of the scheme of Joey's config (U(+-1/sqrt(hidden)), embeddings "
+                             "N(0, 1), output bias 0)")
     parser.add_argument("--s2s-batching", choices=["bucketed", "joey"], default="bucketed",
                         help="s2s trains on its length-bucketed batches or on Joey's (random, with padding)")
     parser.add_argument("--same-weights", action="store_true",
@@ -580,6 +607,8 @@ def main() -> None:
         sys.exit(f"FAIL: with the same weights the two models differ by {function_gap_value:.3g} in a "
                  "log-probability: not the same architecture")
 
+    s2s_start = (joey_start if args.s2s_init == "joey" else None if args.s2s_init == "s2s"
+                 else uniform_state(s2s_model, joey_init_weight(params), params.train.seed))
     decode_args = ["--decode", *[f"{n}_beam{k}={WORK / ('test_' + n)}:{b}:{k}" for n, b, k in specs]]
     if args.decode_only:
         if not args.decode_only.is_file():
@@ -605,7 +634,7 @@ def main() -> None:
 
     if args.s2s_only:
         model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup,
-                                     joey_start if args.s2s_init == "joey" else None, args.s2s_batching == "joey")
+                                     s2s_start, args.s2s_batching == "joey")
         torch.save(model.state_dict(), WORK / "s2s_model.pt")  # for a later --decode-only
         s2s = s2s_record(model, s2s_train, decode_s2s_sets(model, vocabs, params, decode_sets, specs))
         add_bleu(s2s, refs)
@@ -644,7 +673,7 @@ def main() -> None:
     # ---- s2s: train and decode
     log(f"s2s: training {args.steps} updates (batch_tokens {batch_tokens})")
     model, s2s_train = train_s2s(params, vocabs, train_data, args.steps, args.warmup,
-                                 joey_start if args.s2s_init == "joey" else None, args.s2s_batching == "joey")
+                                 s2s_start, args.s2s_batching == "joey")
     log(f"s2s: {s2s_train['tgt_tokens_per_s']:,.1f} target tokens/s; decoding")
     torch.save(model.state_dict(), WORK / "s2s_model.pt")  # for a later --decode-only
     decode = partial(decode_s2s_sets, model, vocabs, params, decode_sets, specs)
