@@ -92,6 +92,10 @@ class ModelConfig:
     dropout: float = _knob(0.3, low=0.0, high=0.9, doc="dropout on embeddings, between layers, before output")
     tie_embeddings: bool = _knob(True, doc="tie target embedding and output projection (via an emb-size bottleneck)")
     share_src_tgt_embeddings: bool = _knob(False, doc="the source embedding is the target one (needs spm.joint)")
+    init: str = _knob("pytorch", choices=("pytorch", "uniform"),
+                      doc="initial weights: pytorch (each layer's default, U(+-1/sqrt(fan_in))) or uniform (every "
+                          "weight U(+-init_scale), embeddings N(0, 1), output bias 0; Joey NMT's uniform initializer)")
+    init_scale: float = _knob(0.0, low=0.0, high=1.0, doc="uniform init's bound (0 = 1/sqrt(hidden))")
 
 
 @dataclass(frozen=True)

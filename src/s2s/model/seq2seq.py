@@ -11,6 +11,7 @@ from s2s.errors import S2SError
 from s2s.model.decoder import DecoderState, Memory, build_decoder
 from s2s.model.encoder import Encoder, EncoderOutput
 from s2s.model.gemm import Linear
+from s2s.model.initialization import initialize
 from s2s.model.loss import smoothed_cross_entropy
 from s2s.subword import PAD_ID
 
@@ -37,6 +38,7 @@ class Seq2Seq(nn.Module):
                 raise S2SError(f"model.share_src_tgt_embeddings: the source vocabulary has {src_vocab} pieces and "
                                f"the target one {tgt_vocab}; train a joint one (spm.joint: true)")
             self.encoder.embed.weight = self.decoder.embed.weight
+        initialize(self, self.output, config)
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
         """(batch, src_len), (batch,) -> encoder output."""
