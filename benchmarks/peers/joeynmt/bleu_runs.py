@@ -47,11 +47,11 @@ class Run:
 
 @dataclass(frozen=True)
 class Setting:
-    """The training setting whose runs are compared: updates, and s2s's side of it (run.py's
-    ``--s2s-init`` and ``--s2s-batching``, ``train.buckets_per_batch`` and ``train.accumulate``)."""
+    """The training setting whose runs are compared: updates, and s2s's side of it (its initial
+    weights, run.py's ``--s2s-batching``, ``train.buckets_per_batch`` and ``train.accumulate``)."""
 
     steps: int
-    s2s_init: str
+    s2s_init: str  # pytorch or uniform (s2s's own draws of that model.init scheme), or joey (Joey's weights)
     s2s_batching: str
     buckets_per_batch: int
     accumulate: int
@@ -62,9 +62,20 @@ class Setting:
 
 
 def normalized_joey_config(text: str) -> str:
-    """Joey's config with its paths and seed blanked: the same for every run of one setting."""
+    """Joey's config with its comments dropped and its paths and seed blanked: the same for every
+    run of one setting."""
+    text = "\n".join(line for line in (re.sub(r"\s*#.*", "", line) for line in text.splitlines()) if line.strip())
     text = re.sub(r"random_seed: \d+", "random_seed: SEED", text)
     return re.sub(r"/\S+/(?=[^/\s]+\s)", "PATH/", text)
+
+
+def s2s_initial_weights(result: dict) -> str:
+    """Where a run's s2s started: its own draws of ``pytorch`` or ``uniform`` (``model.init``), or
+    ``joey``, Joey's initial weights of the seed (``run.py --s2s-init joey``)."""
+    start = result.get("s2s_init", "s2s")
+    if start == "s2s":
+        return result["s2s_params"]["model"].get("init", "pytorch")  # older runs: no model.init, PyTorch's
+    return start  # joey, or uniform: run.py at ac550d6 drew that scheme itself, before model.init
 
 
 def runs_of(result: dict, file: str, setting: Setting, joey_config: str) -> list[Run]:
@@ -78,7 +89,7 @@ def runs_of(result: dict, file: str, setting: Setting, joey_config: str) -> list
         found.append(Run("joeynmt", train["seed"], joey["bleu"]["greedy"], joey["bleu"]["beam"],
                          joey["train"]["mean_loss_last10"] + result["joey_target_entropy"],
                          result["created"], file))
-    if (result.get("s2s_init", "s2s") == setting.s2s_init
+    if (s2s_initial_weights(result) == setting.s2s_init
             and result.get("s2s_batching", "bucketed") == setting.s2s_batching
             and train.get("buckets_per_batch", 1) == setting.buckets_per_batch
             and train.get("accumulate", 1) == setting.accumulate and "bleu" in result["s2s"]):
@@ -143,9 +154,9 @@ def report(runs: list[Run]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="training updates of the runs")
-    parser.add_argument("--s2s-init", choices=["s2s", "joey"], default="s2s",
-                        help="s2s's initial weights in the runs: its own, or Joey's of the same seed "
-                             "(run.py --s2s-init)")
+    parser.add_argument("--s2s-init", choices=["pytorch", "uniform", "joey"], default="pytorch",
+                        help="s2s's initial weights in the runs: its own draws of that model.init scheme, or "
+                             "Joey's of the same seed (run.py --s2s-init joey)")
     parser.add_argument("--s2s-batching", choices=["bucketed", "joey"], default="bucketed",
                         help="s2s's batches in the runs: its own bucketed ones or Joey's (run.py --s2s-batching)")
     parser.add_argument("--buckets-per-batch", type=int, default=4,

@@ -73,8 +73,9 @@ from s2s.config import (
     params_from_dict,
     params_to_dict,
 )
+from s2s.model.initialization import uniform_bound
 from s2s.search import LengthLimit
-from s2s.subword import PAD_ID, Vocabs
+from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate, pack, token_batches
 from s2s.train import build_model, build_optimizer, epoch_updates, optimizer_step
 from s2s.translator import Translator
@@ -136,7 +137,7 @@ def joey_config(root: Path, params: Params, steps: int, model_dir: Path, vocab: 
     values = {"MODEL_DIR": model_dir, "SEED": params.train.seed, "TRAIN": root / "data/clean/train",
               "DEV": root / "data/clean/valid", "SPM_MODEL": root / "data/spm/spm.model", "VOCAB": vocab,
               "EMB": params.model.emb, "ENC_HIDDEN": params.model.hidden // 2, "DEC_HIDDEN": params.model.hidden,
-              "DROPOUT": params.model.dropout, "LR": params.train.lr, "INIT_WEIGHT": joey_init_weight(params),
+              "DROPOUT": params.model.dropout, "LR": params.train.lr, "INIT_WEIGHT": uniform_bound(params.model),
               "LABEL_SMOOTHING": params.train.label_smoothing, "CLIP_GRAD": params.train.clip_grad,
               "BATCH_TOKENS": JOEY_BATCH_TOKENS, "STEPS": steps, "LOGGING_FREQ": logging_freq,
               "VALIDATION_FREQ": logging_freq * (steps // logging_freq + 1), "BEAM_ALPHA": params.eval.len_penalty}
@@ -147,12 +148,6 @@ def joey_config(root: Path, params: Params, steps: int, model_dir: Path, vocab: 
     path = WORK / "joey.yaml"
     path.write_text(text)
     return path
-
-
-def joey_init_weight(params: Params) -> float:
-    """The bound of Joey's uniform initialisation in the benchmark's config: 1/sqrt(hidden), PyTorch's
-    per-layer bound for most layers of this architecture."""
-    return params.model.hidden ** -0.5
 
 
 def run_joey(python: Path, config: Path, out: Path, threads: int, extra: list[str], log_path: Path) -> dict:
@@ -216,25 +211,6 @@ def s2s_state_from_joey(joey_state: dict, model) -> dict:
     missing = set(model.state_dict()) ^ set(state)
     if missing:
         sys.exit(f"FAIL: parameters without a counterpart in the other system: {sorted(missing)}")
-    return state
-
-
-def uniform_state(model, scale: float, seed: int) -> dict:
-    """Fresh weights for ``model`` drawn, with s2s's seed, from the scheme of Joey's config
-    (``joey.yaml.tmpl``): embeddings N(0, 1) with the padding row zero, every other weight and bias
-    U(-scale, scale), and the output bias (Joey's output layer has none) zero. PyTorch's own
-    initialisation, which s2s keeps, differs from it in the encoder GRU (U(+-1/16) at this
-    architecture), the attentional layer (U(+-1/32)) and the output bias."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if name == "output.bias":
-            state[name] = torch.zeros_like(tensor)
-        elif name.endswith("embed.weight"):
-            state[name] = torch.randn(tensor.shape, generator=generator)
-            state[name][PAD_ID] = 0.0
-        else:
-            state[name] = (torch.rand(tensor.shape, generator=generator) * 2 - 1) * scale
     return state
 
 
@@ -505,10 +481,8 @@ def main() -> None:
                         help="s2s train.batch_tokens (0 = matched to Joey's real target tokens per batch)")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[],
                         help="extra s2s param override (key=value), applied after the benchmark's")
-    parser.add_argument("--s2s-init", choices=["s2s", "joey", "uniform"], default="s2s",
-                        help="s2s starts from its own initialisation (PyTorch's), from Joey's initial weights, or "
-                             "from its own draws of the scheme of Joey's config (U(+-1/sqrt(hidden)), embeddings "
-                             "N(0, 1), output bias 0)")
+    parser.add_argument("--s2s-init", choices=["s2s", "joey"], default="s2s",
+                        help="s2s starts from its own draws (of its model.init scheme) or from Joey's initial weights")
     parser.add_argument("--s2s-batching", choices=["bucketed", "joey"], default="bucketed",
                         help="s2s trains on its length-bucketed batches or on Joey's (random, with padding)")
     parser.add_argument("--same-weights", action="store_true",
@@ -607,8 +581,7 @@ def main() -> None:
         sys.exit(f"FAIL: with the same weights the two models differ by {function_gap_value:.3g} in a "
                  "log-probability: not the same architecture")
 
-    s2s_start = (joey_start if args.s2s_init == "joey" else None if args.s2s_init == "s2s"
-                 else uniform_state(s2s_model, joey_init_weight(params), params.train.seed))
+    s2s_start = joey_start if args.s2s_init == "joey" else None
     decode_args = ["--decode", *[f"{n}_beam{k}={WORK / ('test_' + n)}:{b}:{k}" for n, b, k in specs]]
     if args.decode_only:
         if not args.decode_only.is_file():
