@@ -136,8 +136,11 @@ def report(runs: list[Run]) -> str:
                  f"({len(mine[system])} run{'s' * (len(mine[system]) > 1)})" for system in of]
         lines.append(f"  seed {seed}: {cells[0]}, {cells[1]}: s2s - Joey "
                      + " / ".join(f"{gaps[s][-1]:+.2f}" for s in SEARCHES))
-    lines.append(f"over the {len(seeds)} seeds both ran (each seed's means weighted alike): s2s - Joey "
-                 + " / ".join(f"{statistics.fmean(gaps[s]):+.2f}" for s in SEARCHES))
+    if seeds:
+        lines.append(f"over the {len(seeds)} seeds both ran (each seed's means weighted alike): s2s - Joey "
+                     + " / ".join(f"{statistics.fmean(gaps[s]):+.2f}" for s in SEARCHES))
+    else:
+        lines.append("  (no seed run by both)")
     lines.append("over all runs (mean ± standard error):")
     means = {}
     for system, mine in of.items():
@@ -154,7 +157,7 @@ def report(runs: list[Run]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="training updates of the runs")
-    parser.add_argument("--s2s-init", choices=["pytorch", "uniform", "joey"], default="pytorch",
+    parser.add_argument("--s2s-init", choices=["pytorch", "uniform", "joey"], default="uniform",
                         help="s2s's initial weights in the runs: its own draws of that model.init scheme, or "
                              "Joey's of the same seed (run.py --s2s-init joey)")
     parser.add_argument("--s2s-batching", choices=["bucketed", "joey"], default="bucketed",

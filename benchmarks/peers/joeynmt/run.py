@@ -83,11 +83,11 @@ from s2s.translator import Translator
 # The architecture of issue 6, as s2s params (the Joey side is joey.yaml.tmpl).
 # Joey's recurrent decoder with `attention: bahdanau` and `input_feeding: true` is s2s's Luong decoder
 # with input feeding and the additive score: the attention reads the new state, the attentional vector
-# tanh(W [s_t; c_t]) feeds the next step.
+# tanh(W [s_t; c_t]) feeds the next step. `model.init: uniform` draws from the scheme Joey's config has.
 S2S_OVERRIDES = {"model.cell": "gru", "model.attention": "luong", "model.attention_score": "additive",
                  "model.input_feeding": True, "model.emb": 256, "model.hidden": 512,
                  "model.enc_layers": 1, "model.dec_layers": 1, "model.bidirectional": True,
-                 "model.dropout": 0.3, "model.tie_embeddings": False, "train.lr": 0.001,
+                 "model.dropout": 0.3, "model.tie_embeddings": False, "model.init": "uniform", "train.lr": 0.001,
                  "train.lr_schedule": "constant", "train.accumulate": 1, "train.device": "cpu",
                  "train.precision": "fp32"}
 
