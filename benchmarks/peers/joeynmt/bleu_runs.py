@@ -118,6 +118,10 @@ def mean_and_error(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5
 
 
+def count(runs: list[Run]) -> str:
+    return f"{len(runs)} run{'s' * (len(runs) != 1)}"
+
+
 def report(runs: list[Run]) -> str:
     """Every run, each seed's means, and the means over runs and over seeds."""
     lines = [f"{'system':<9}{'seed':>6}{'greedy':>9}{'beam 5':>9}{'loss':>8}  file"]
@@ -132,8 +136,8 @@ def report(runs: list[Run]) -> str:
                 for system in of for search in SEARCHES}
         for search in SEARCHES:
             gaps[search].append(mean["s2s", search] - mean["joeynmt", search])
-        cells = [f"{system} {' / '.join(f'{mean[system, s]:.2f}' for s in SEARCHES)} "
-                 f"({len(mine[system])} run{'s' * (len(mine[system]) > 1)})" for system in of]
+        cells = [f"{system} {' / '.join(f'{mean[system, s]:.2f}' for s in SEARCHES)} ({count(mine[system])})"
+                 for system in of]
         lines.append(f"  seed {seed}: {cells[0]}, {cells[1]}: s2s - Joey "
                      + " / ".join(f"{gaps[s][-1]:+.2f}" for s in SEARCHES))
     if seeds:
@@ -146,7 +150,7 @@ def report(runs: list[Run]) -> str:
     for system, mine in of.items():
         for search in SEARCHES:
             means[system, search] = mean_and_error([getattr(r, search) for r in mine])
-        lines.append(f"  {system} ({len(mine)} runs): " + " / ".join(
+        lines.append(f"  {system} ({count(mine)}): " + " / ".join(
             f"{means[system, s][0]:.2f} ± {means[system, s][1]:.2f}" for s in SEARCHES))
     lines.append("  s2s - Joey: " + " / ".join(
         f"{means['s2s', s][0] - means['joeynmt', s][0]:+.2f} ± "
