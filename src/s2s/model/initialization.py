@@ -12,9 +12,9 @@ from U(+-1/32), and the rest from U(+-1/sqrt(512)).
 the peer benchmark configures Joey NMT with (``initializer: uniform``,
 ``embed_initializer: normal``): embeddings N(0, 1) with the padding row
 zero, the output layer's bias zero (Joey's output layer has none), and
-every other weight and bias
-U(-b, b) with b = ``model.init_scale``, or 1/sqrt(hidden) when that is 0.
-The peer benchmark (``benchmarks/peers/joeynmt/``) compares the two.
+every other weight and bias U(-b, b) with b = ``model.init_scale``, or
+1/sqrt(hidden) when that is 0. The peer benchmark
+(``benchmarks/peers/joeynmt/``) compares the two.
 
 The draws come from torch's generator, which training seeds with
 ``train.seed`` before it builds the model, as PyTorch's own do.
