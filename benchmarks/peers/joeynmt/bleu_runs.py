@@ -141,7 +141,7 @@ def report(runs: list[Run]) -> str:
         lines.append(f"  seed {seed}: {cells[0]}, {cells[1]}: s2s - Joey "
                      + " / ".join(f"{gaps[s][-1]:+.2f}" for s in SEARCHES))
     if seeds:
-        lines.append(f"over the {len(seeds)} seeds both ran (each seed's means weighted alike): s2s - Joey "
+        lines.append(f"over the {len(seeds)} seed{'s' * (len(seeds) != 1)} both ran (each seed's means weighted alike): s2s - Joey "
                      + " / ".join(f"{statistics.fmean(gaps[s]):+.2f}" for s in SEARCHES))
     else:
         lines.append("  (no seed run by both)")
