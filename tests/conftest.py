@@ -1,7 +1,8 @@
-"""Shared fixtures: a tiny synthetic parallel corpus and tiny params."""
+"""Shared fixtures: a tiny synthetic parallel corpus, tiny params, the stage scripts as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import shutil
@@ -16,6 +17,7 @@ import yaml
 from s2s.config import Params, params_from_dict, params_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+STAGE_NAMES = ("download", "clean", "spm", "tensorize", "train", "evaluate")
 
 # Tests use one thread: small tensors gain nothing from more, and runs stay comparable.
 torch.set_num_threads(1)
@@ -63,7 +65,7 @@ def tiny_params_dict(files: dict) -> dict:
         "data": {"corpus": "custom", "src": "de", "tgt": "en", "test_sets": ["test"], "files": files},
         "spm": {"vocab_size": 60},
         "model": {"emb": 16, "hidden": 32, "dropout": 0.0},
-        "train": {"max_epochs": 2, "batch_tokens": 400, "threads": 1},
+        "train": {"max_epochs": 2, "batch_tokens": 400, "threads": 1, "average_last": 0},
         "eval": {"batch_size": 16},
     }
 
@@ -78,19 +80,38 @@ def tiny_params(tiny_corpus: dict) -> Params:
     return params_from_dict(tiny_params_dict(tiny_corpus))
 
 
+def stage(name: str):
+    """The module of ``stages/<name>.py``; its ``run(params, layout)`` is the stage."""
+    module_name = f"stages_{name}"
+    if module_name not in sys.modules:
+        if str(ROOT / "stages") not in sys.path:
+            sys.path.insert(0, str(ROOT / "stages"))  # where the scripts find `common`
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "stages" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
 @pytest.fixture
 def tiny_project(tmp_path: Path, tiny_params: Params):
     """A project directory with download, clean, spm and tensorize done on the tiny corpus."""
-    from s2s import pipeline
-    layout = pipeline.Layout(tmp_path / "project")
-    for stage in ("download", "clean", "spm", "tensorize"):
-        pipeline.STAGES[stage](tiny_params, layout)
+    from s2s.layout import Layout
+    layout = Layout(tmp_path / "project")
+    for name in ("download", "clean", "spm", "tensorize"):
+        stage(name).run(tiny_params, layout)
     return layout
 
 
+def repo_env(repo: Path) -> dict[str, str]:
+    """The environment to run ``repo``'s stages in: this Python first on PATH, and ``repo/src`` on
+    PYTHONPATH, so that its stage scripts import its own copy of s2s (as an editable install would)."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                PYTHONPATH=str(repo / "src"), DVC_NO_ANALYTICS="1")
+
+
 def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_NO_ANALYTICS="1")
+    env = repo_env(cwd)
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -105,7 +126,8 @@ def make_dvc_repo(repo: Path, files: dict) -> Path:
     repo.mkdir(parents=True)
     shutil.copy(ROOT / "dvc.yaml", repo)
     shutil.copy(ROOT / ".gitignore", repo)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for code in ("src", "stages"):
+        shutil.copytree(ROOT / code, repo / code, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     # dvc.yaml names every section, so params.yaml spells out every knob, like the project's.
     full = params_to_dict(params_from_dict(tiny_params_dict(files)))
     (repo / "params.yaml").write_text(yaml.safe_dump(full, sort_keys=False))

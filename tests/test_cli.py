@@ -2,12 +2,13 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from s2s.checkpoint import load_model
 from s2s.cli import app
 from s2s.config import params_from_dict
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
-from s2s.train import load_model
 from s2s.translator import Translator
+from conftest import ROOT
 from test_train import run
 
 runner = CliRunner()
@@ -21,10 +22,18 @@ def test_info_prints_validated_params(tmp_path):
     assert yaml.safe_load(result.stdout)["model"]["hidden"] == 64
 
 
+def test_info_markdown_is_the_committed_params_reference():
+    result = runner.invoke(app, ["info", "--markdown"])
+    assert result.exit_code == 0
+    committed = (ROOT / "docs" / "params.md").read_text(encoding="utf-8")
+    assert result.stdout == committed, "docs/params.md is stale: run `s2s info --markdown > docs/params.md`"
+    assert "| `model.hidden` | int | `512` | 8 … 8192 |" in committed
+
+
 def test_bad_params_exit_1_with_one_message(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("model:\n  hiden: 64\n")
-    result = runner.invoke(app, ["train", "--params", str(path), "--root", str(tmp_path)])
+    result = runner.invoke(app, ["bench", "--params", str(path), "--root", str(tmp_path)])
     assert result.exit_code == 1
     assert "model.hiden: unknown parameter; did you mean model.hidden?" in result.output
     assert "Traceback" not in result.output
@@ -60,7 +69,7 @@ def test_translate_files_with_beam(tiny_project, tiny_params, tmp_path):
     params = params_from_dict(checkpoint["params"])
     for beam in (1, 3):
         translator = Translator(model, Vocabs.from_protos(checkpoint["spm"]),
-                                LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
+                                LengthLimit.from_eval(params.eval),
                                 normalization=params.clean.normalization, beam=beam,
                                 len_penalty=params.eval.len_penalty)
         assert out[beam] == translator.translate_lines(["ein hund", "zwei katzen"])

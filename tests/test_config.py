@@ -110,3 +110,12 @@ def test_overrides_like_dvc_set_param(tmp_path):
         load_params_with_overrides(path, ["model.hiden=1"])
     with pytest.raises(ConfigError, match="expected key.path=value"):
         load_params_with_overrides(path, ["model.hidden"])
+
+
+def test_the_defaults_are_the_committed_params_yaml():
+    """One source of truth: a params file that leaves a key out gets the default experiment's value."""
+    import yaml
+
+    from conftest import ROOT
+    committed = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assert params_to_dict(Params()) == committed

@@ -2,6 +2,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,26 +15,20 @@ import torch
 import yaml
 from torch.torch_version import TorchVersion
 
+from conftest import ROOT
+
 from s2s.averaging import average_states
+from s2s.checkpoint import fingerprint, load_model, resume_point
 from s2s.config import params_to_dict
+from s2s.device import resolve_device, resolve_precision
 from s2s.errors import S2SError
+from s2s.layout import Layout
+from s2s.optim import build_optimizer, load_optimizer_state
+from s2s.signals import TrainingInterrupted
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import (
-    TrainingInterrupted,
-    build_model,
-    build_optimizer,
-    epoch_updates,
-    fingerprint,
-    load_model,
-    load_optimizer_state,
-    optimizer_step,
-    resolve_device,
-    resume_point,
-    resolve_precision,
-    train,
-    validation_loss,
-)
+from s2s.train import build_model, epoch_updates, optimizer_step, train
+from s2s.validation import validation_loss
 
 
 def run(layout, params, model_path, last_path=None, logger=None):
@@ -210,7 +205,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 def start_training(root: Path, params: dict) -> subprocess.Popen:
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    return subprocess.Popen([sys.executable, "-m", "s2s.cli", "train", "--root", str(root)], cwd=root,
+    return subprocess.Popen([sys.executable, str(root / "stages" / "train.py")], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -233,11 +228,11 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_project, tiny_params,
     # average of the last epochs must survive the interruption too.
     params = params_to_dict(with_train(tiny_params, max_epochs=4, checkpoint_every=2, batch_tokens=120,
                                        average_last=3))
-    from s2s import pipeline
-    reference = pipeline.Layout(tiny_project.root.parent / "reference")
-    os.makedirs(reference.root)
-    for name in ("data",):
-        subprocess.run(["cp", "-r", str(tiny_project.root / name), str(reference.root)], check=True)
+    reference = Layout(tiny_project.root.parent / "reference")
+    for root in (tiny_project.root, reference.root):  # the stage script runs the code beside it
+        shutil.copytree(ROOT / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+        (root / "src").symlink_to(ROOT / "src", target_is_directory=True)
+    shutil.copytree(tiny_project.root / "data", reference.root / "data")
     proc = start_training(reference.root, params)
     assert proc.wait(timeout=300) == 0, proc.stdout.read()
 

@@ -4,7 +4,7 @@ import torch
 from s2s.search import LengthLimit, beam_search, greedy
 from s2s.subword import EOS_ID, Vocabs
 from s2s.tensors import pad
-from s2s.train import load_model
+from s2s.checkpoint import load_model
 from s2s.translator import Translator
 from test_train import run
 

@@ -2,7 +2,7 @@
 
 The lent GPU machines have PyTorch, sentencepiece, sacrebleu, pyyaml and typer but
 neither dvc nor dvclive, so this runs what `dvc repro train evaluate` runs (the same
-`s2s.train.train` and `s2s.pipeline.evaluate`), with the per-epoch records printed
+``run`` of ``stages/train.py`` and ``stages/evaluate.py``), with the per-epoch records printed
 instead of logged through dvclive, then `s2s bench` of the trained model. The data
 stages must have run in ``--root`` (carry its ``data/`` to the machine).
 
@@ -17,20 +17,35 @@ utilisation against the measured and the datasheet bf16 matrix-product rate.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from s2s.bench import bench, format_table
+from s2s.checkpoint import load_model
 from s2s.config import load_params_with_overrides
-from s2s.pipeline import Layout, evaluate, train, write_json
+from s2s.device import resolve_device
+from s2s.layout import Layout
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import load_model, resolve_device
+from s2s.textio import write_json
+
+STAGES = Path(__file__).resolve().parents[2] / "stages"
+
+
+def stage(name: str):
+    """The module of ``stages/<name>.py`` (its ``run(params, layout)`` is the stage)."""
+    sys.path.insert(0, str(STAGES))  # where the scripts find `common`
+    spec = importlib.util.spec_from_file_location(f"stages_{name}", STAGES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 H100_BF16_DENSE_FLOPS = 790e12  # the issue's figure for the H100's bf16 matrix rate (measured ~798 here)
 
@@ -46,8 +61,6 @@ class PrintLogger:
         self.records.append(record)
         print(json.dumps(record), flush=True)
 
-    def close(self) -> None:
-        pass
 
 
 def _gpu_name(device: torch.device) -> str:
@@ -67,7 +80,7 @@ def main() -> None:
     layout = Layout(args.root)
     device = resolve_device(params.train.device)
     vocabs = Vocabs.load(layout.spm)
-    train_data = ParallelData.load(layout.tensors / "train.pt")
+    train_data = ParallelData.load(layout.split_tensors("train"))
     for stale in (layout.model, layout.last_checkpoint):  # a full run from scratch
         stale.unlink(missing_ok=True)
 
@@ -75,16 +88,16 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats(device)
     logger = PrintLogger()
     started = time.perf_counter()
-    result = train(params, layout, logger)  # the train stage, epoch records printed
+    result = stage("train").run(params, layout, logger)  # the train stage, epoch records printed
     train_wall = time.perf_counter() - started
     train_peak_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else math.nan
 
     started = time.perf_counter()
-    evaluate(params, layout)
+    stage("evaluate").run(params, layout)
     evaluate_wall = time.perf_counter() - started
 
     model, _ = load_model(layout.model, device)
-    test = ParallelData.load(layout.tensors / f"{params.data.test_sets[0]}.pt")
+    test = ParallelData.load(layout.split_tensors(params.data.test_sets[0]))
     figures = bench(params, train_data, test, vocabs, device, model, steps=args.bench_steps)
     print(format_table(figures), flush=True)
     model_flops_per_s = figures.train_tgt_tokens_per_s * figures.train_flops_per_tgt_token

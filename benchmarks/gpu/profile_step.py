@@ -21,11 +21,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from s2s.config import load_params_with_overrides
-from s2s.pipeline import Layout
+from s2s.device import resolve_device, resolve_precision
+from s2s.layout import Layout
+from s2s.optim import build_optimizer
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import (build_model, build_optimizer, epoch_updates, optimizer_step, resolve_device,
-                       resolve_precision)
+from s2s.train import build_model, epoch_updates, optimizer_step
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     layout = Layout(args.root)
     device = resolve_device(params.train.device)
     dtype = resolve_precision(params.train.precision, device)
-    data = ParallelData.load(layout.tensors / "train.pt")
+    data = ParallelData.load(layout.split_tensors("train"))
     torch.manual_seed(params.train.seed)
     model = build_model(params.model, Vocabs.load(layout.spm)).to(device).train()
     optimizer = build_optimizer(model, params.train.lr)

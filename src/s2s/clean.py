@@ -11,16 +11,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-from s2s.atomic import write_text
 from s2s.config import CleanConfig
-from s2s.errors import S2SError
-
-
-class CorpusError(S2SError):
-    """A raw corpus that cannot be cleaned: unequal line counts, invalid UTF-8, empty."""
-
+from s2s.textio import CorpusError, read_lines, write_lines
 
 DROP_REASONS = ("empty", "too_long", "ratio", "duplicate")
 
@@ -40,26 +33,6 @@ class SplitStats:
     lines_in: int = 0
     lines_out: int = 0
     dropped: dict[str, int] = field(default_factory=lambda: {r: 0 for r in DROP_REASONS})
-
-
-def decode_lines(stream: Iterable[bytes], name: str) -> list[str]:
-    """Lines of a binary stream as text, without newlines; invalid UTF-8 names the line."""
-    lines = []
-    for number, raw in enumerate(stream, start=1):
-        try:
-            lines.append(raw.decode("utf-8").rstrip("\r\n"))
-        except UnicodeDecodeError as err:
-            raise CorpusError(f"{name}:{number}: invalid UTF-8 ({err.reason} at byte "
-                              f"{err.start}); re-encode it as UTF-8") from None
-    return lines
-
-
-def read_lines(path: Path) -> list[str]:
-    """All lines of a UTF-8 file, without newlines."""
-    if not Path(path).is_file():
-        raise CorpusError(f"{path}: file not found; run the stage that writes it first")
-    with open(path, "rb") as handle:
-        return decode_lines(handle, str(path))
 
 
 def read_parallel(src_path: Path, tgt_path: Path) -> tuple[list[str], list[str]]:
@@ -107,11 +80,6 @@ def clean_split(src: list[str], tgt: list[str], config: CleanConfig,
     if not out_src:
         raise CorpusError("every training pair was filtered out; relax clean.max_len / clean.max_ratio")
     return out_src, out_tgt, stats
-
-
-def write_lines(path: Path, lines: list[str]) -> None:
-    """Write lines through a .part file renamed when complete."""
-    write_text(path, "".join(line + "\n" for line in lines))
 
 
 def clean_corpus(raw_dir: Path, out_dir: Path, splits: list[str], src_lang: str, tgt_lang: str,

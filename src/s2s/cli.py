@@ -1,7 +1,7 @@
-"""The ``s2s`` command: one subcommand per pipeline stage, plus ``translate`` and ``info``.
+"""The ``s2s`` command: ``translate``, ``bench`` and ``info``.
 
-``dvc.yaml`` calls the stage subcommands. Errors a user can fix end with one
-line on stderr and exit code 1.
+The pipeline stages are not here: ``dvc.yaml`` runs ``python stages/<name>.py``.
+Errors a user can fix end with one line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -37,22 +37,6 @@ def _run(action: Callable[[], None]) -> None:
         raise typer.Exit(1) from None
 
 
-def _stage(name: str) -> Callable[[Path, Path], None]:
-    def command(params: Path = ParamsOption, root: Path = RootOption) -> None:
-        from s2s import pipeline
-        from s2s.config import load_params
-
-        def action() -> None:
-            pipeline.STAGES[name](load_params(params), pipeline.Layout(root))
-        _run(action)
-    command.__doc__ = f"Pipeline stage '{name}' (what `dvc repro {name}` runs)."
-    return command
-
-
-for _name in ("download", "clean", "spm", "tensorize", "train", "evaluate"):
-    app.command(_name)(_stage(_name))
-
-
 @app.command()
 def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m", help="checkpoint"),
               input: Optional[Path] = typer.Option(None, "--input", "-i", help="input file (default stdin)"),
@@ -66,11 +50,12 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
                                               help="truncate longer inputs (in pieces), with a warning"),
               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda")) -> None:
     """Translate raw text, one sentence per line, keeping the order."""
-    from s2s.clean import decode_lines, read_lines, write_lines
+    from s2s.checkpoint import load_model
     from s2s.config import Params, params_from_dict
+    from s2s.device import resolve_device
     from s2s.search import LengthLimit
     from s2s.subword import Vocabs
-    from s2s.train import load_model, resolve_device
+    from s2s.textio import decode_lines, read_lines, write_lines
     from s2s.translator import Translator
 
     def action() -> None:
@@ -79,7 +64,7 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
         net, checkpoint = load_model(model, resolve_device(device, "--device"))
         params: Params = params_from_dict(checkpoint["params"], source=str(model))
         translator = Translator(net, Vocabs.from_protos(checkpoint["spm"]),
-                                LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
+                                LengthLimit.from_eval(params.eval),
                                 batch_size, params.clean.normalization,
                                 beam=beam or params.eval.beam, len_penalty=params.eval.len_penalty,
                                 max_src_len=max_src_len)
@@ -108,11 +93,13 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
     """Measure training and decoding speed of the current params on the real data."""
     from s2s.bench import bench as run_bench
     from s2s.bench import format_table
+    from s2s.checkpoint import load_model
     from s2s.config import load_params_with_overrides
-    from s2s.pipeline import Layout, write_json
+    from s2s.device import resolve_device, set_threads
+    from s2s.layout import Layout
     from s2s.subword import Vocabs
     from s2s.tensors import ParallelData
-    from s2s.train import load_model, resolve_device, set_threads
+    from s2s.textio import write_json
 
     def action() -> None:
         config = load_params_with_overrides(params, overrides)
@@ -126,8 +113,8 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
             if net.config == config.model:  # a checkpoint from before a new knob gets its default
                 trained = net
         decode_split = config.data.test_sets[0] if config.data.test_sets else "valid"
-        result = run_bench(config, ParallelData.load(layout.tensors / "train.pt"),
-                           ParallelData.load(layout.tensors / f"{decode_split}.pt"),
+        result = run_bench(config, ParallelData.load(layout.split_tensors("train")),
+                           ParallelData.load(layout.split_tensors(decode_split)),
                            Vocabs.load(layout.spm), device, trained, steps=steps)
         typer.echo(format_table(result) + ("" if trained else "\n(decoding figures are of an untrained model)"))
         if out:
@@ -136,17 +123,19 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
 
 
 @app.command()
-def info(params: Path = ParamsOption) -> None:
-    """Print the validated params (every knob, defaults filled in)."""
+def info(params: Path = ParamsOption,
+         markdown: bool = typer.Option(False, "--markdown",
+                                       help="print the params reference (docs/params.md) instead")) -> None:
+    """Print the validated params (every knob, defaults filled in), or the params reference."""
     import yaml
 
     from s2s.config import load_params, params_to_dict
+    from s2s.params_reference import params_reference
 
-    _run(lambda: typer.echo(yaml.safe_dump(params_to_dict(load_params(params)), sort_keys=False)))
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app()
+    if markdown:
+        _run(lambda: typer.echo(params_reference(), nl=False))
+    else:
+        _run(lambda: typer.echo(yaml.safe_dump(params_to_dict(load_params(params)), sort_keys=False)))
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m s2s.cli`

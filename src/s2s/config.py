@@ -49,6 +49,8 @@ class CorpusFiles:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Which corpus and languages (stages download, clean, tensorize, evaluate)."""
+
     corpus: str = _knob("multi30k", doc="registered corpus name, or 'custom' for data.files")
     src: str = _knob("de", doc="source language code")
     tgt: str = _knob("en", doc="target language code")
@@ -59,6 +61,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class CleanConfig:
+    """Normalisation of every split and the filters of the training pairs (stage clean)."""
+
     normalization: str = _knob("NFC", choices=("NFC", "NFKC"), doc="Unicode normal form")
     max_len: int = _knob(80, low=1, doc="drop training pairs with a side longer than this (words)")
     max_ratio: float = _knob(3.0, low=1.0, doc="drop training pairs whose length ratio exceeds this")
@@ -67,6 +71,8 @@ class CleanConfig:
 
 @dataclass(frozen=True)
 class SpmConfig:
+    """The SentencePiece model (stage spm)."""
+
     vocab_size: int = _knob(8000, low=16, high=1_000_000, doc="SentencePiece vocabulary size")
     model_type: str = _knob("unigram", choices=("unigram", "bpe"), doc="SentencePiece algorithm")
     joint: bool = _knob(True, doc="one vocabulary for both languages")
@@ -76,6 +82,8 @@ class SpmConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The encoder-decoder architecture (stages train, evaluate)."""
+
     cell: str = _knob("gru", choices=("gru", "lstm"), doc="recurrent cell")
     attention: str = _knob("bahdanau", choices=("bahdanau", "luong", "none"),
                            doc="bahdanau (additive, before the RNN, input feeding), luong (after the RNN), none")
@@ -100,6 +108,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Optimisation, batching, early stopping, checkpoints and the device (stage train)."""
+
     seed: int = _knob(1234, low=0, doc="seed of every random generator")
     device: str = _knob("auto", choices=("auto", "cpu", "cuda"), doc="auto = cuda when present")
     precision: str = _knob("auto", choices=("auto", "fp32", "bf16"), doc="auto = bf16 autocast on CUDA, fp32 on CPU")
@@ -111,7 +121,7 @@ class TrainConfig:
     buckets_per_batch: int = _knob(1, low=1, doc="a batch joins this many length-sorted chunks of "
                                                  "batch_tokens / k, drawn at random: lengths mix within it")
     accumulate: int = _knob(1, low=1, doc="batches per optimizer step (gradient accumulation)")
-    max_epochs: int = _knob(20, low=1, doc="stop after this many epochs")
+    max_epochs: int = _knob(35, low=1, doc="stop after this many epochs")
     lr: float = _knob(0.002, low=1e-7, high=1.0, doc="Adam learning rate")
     lr_schedule: str = _knob("plateau", choices=("plateau", "inverse_sqrt", "constant"),
                              doc="plateau: lr *= lr_decay when the valid metric stalls; inverse_sqrt: warmup")
@@ -125,13 +135,15 @@ class TrainConfig:
     clip_grad: float = _knob(1.0, low=0.0, doc="clip the gradient norm to this (0 = off)")
     label_smoothing: float = _knob(0.1, low=0.0, high=0.9, doc="label smoothing of the loss")
     checkpoint_every: int = _knob(500, low=0, doc="steps between resume checkpoints (0 = epoch ends only)")
-    average_last: int = _knob(0, low=0, high=100,
+    average_last: int = _knob(5, low=0, high=100,
                               doc="average the weights of the last k epochs; kept when valid says it beats "
                                   "the best epoch (0 = off)")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """Decoding of valid and test sets (stage evaluate; the length limit also in training's valid BLEU)."""
+
     beam: int = _knob(5, low=1, high=100, doc="beam size (1 = greedy)")
     len_penalty: float = _knob(1.0, low=0.0, high=5.0, doc="GNMT length penalty alpha (0 = none)")
     batch_size: int = _knob(64, low=1, doc="sentences per decoding batch")

@@ -10,7 +10,7 @@ from pathlib import Path
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from s2s.atomic import atomic_path
-from s2s.clean import write_lines
+from s2s.textio import write_lines
 from s2s.errors import S2SError
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData

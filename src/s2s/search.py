@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from s2s.config import EvalConfig
 from s2s.model import Seq2Seq
 from s2s.model.decoder import DecoderState, Memory
 from s2s.subword import BOS_ID, EOS_ID
@@ -27,6 +28,11 @@ class LengthLimit:
     def of(self, src_lens: torch.Tensor) -> torch.Tensor:
         """(batch,) source lengths with EOS -> (batch,) max output tokens, EOS excluded."""
         return torch.floor((src_lens - 1).float() * self.a).long() + self.b
+
+    @classmethod
+    def from_eval(cls, config: EvalConfig) -> "LengthLimit":
+        """The limit that ``eval.max_len_a`` and ``eval.max_len_b`` set."""
+        return cls(config.max_len_a, config.max_len_b)
 
 
 @dataclass

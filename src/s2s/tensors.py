@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from s2s.atomic import atomic_path
-from s2s.clean import read_lines
 from s2s.errors import S2SError
 from s2s.subword import BOS_ID, EOS_ID, PAD_ID, Vocabs
+from s2s.textio import read_lines
 
 
 class TensorError(S2SError):

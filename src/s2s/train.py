@@ -13,42 +13,32 @@ as a run that was never interrupted.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import math
-import os
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 import torch
-from sacrebleu.metrics import BLEU
-from torch import nn
-from torch.torch_version import TorchVersion
 from tqdm import tqdm
 
-from s2s.atomic import atomic_path
 from s2s.averaging import Average, average_states, cpu_state, keep_recent
-from s2s.config import ModelConfig, Params, TrainConfig, params_to_dict
-from s2s.errors import S2SError
+from s2s.checkpoint import fingerprint, resume_point, save_checkpoint, save_model
+from s2s.config import ModelConfig, Params, TrainConfig
+from s2s.device import resolve_device, resolve_precision, set_threads
 from s2s.model import Seq2Seq
+from s2s.optim import Schedule, build_optimizer, load_optimizer_state
 from s2s.search import LengthLimit
+from s2s.signals import TrainingInterrupted, stop_requests
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate, token_batches
 from s2s.translator import Translator
+from s2s.validation import validation_bleu, validation_loss
 
 log = logging.getLogger(__name__)
-
-
-class TrainingInterrupted(S2SError):
-    """SIGINT/SIGTERM: the checkpoint is saved and the stage can be run again to resume."""
 
 
 class EpochLogger(Protocol):
@@ -110,157 +100,8 @@ class TrainResult:
                 "device": self.device}
 
 
-def resolve_device(name: str, setting: str = "train.device") -> torch.device:
-    """``auto`` picks CUDA when present and says so when it falls back to the CPU.
-
-    ``setting`` names where ``name`` came from (a param or a command-line flag) in errors.
-    """
-    if name not in ("auto", "cpu", "cuda"):
-        raise S2SError(f"{setting}: {name!r} is not a device; use auto, cpu or cuda")
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        log.info("device: auto -> cpu (no CUDA device found)")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise S2SError(f"{setting}: cuda requested but no CUDA device is available; "
-                       f"set {setting} to auto or cpu")
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype: bf16 on CUDA for ``auto``/``bf16``, none (fp32) otherwise."""
-    if name == "bf16" and device.type != "cuda":
-        raise S2SError("train.precision: bf16 needs a CUDA device; use auto or fp32 on the CPU")
-    if name == "fp32" or device.type != "cuda":
-        return None
-    return torch.bfloat16
-
-
-def set_threads(threads: int) -> None:
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-
-
 def build_model(config: ModelConfig, vocabs: Vocabs) -> Seq2Seq:
     return Seq2Seq(config, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size())
-
-
-def _atomic_save(payload: dict, path: Path) -> None:
-    with atomic_path(path) as part:
-        torch.save(payload, part)
-
-
-def save_model(path: Path, state: dict, params: Params, vocabs: Vocabs, **extra) -> None:
-    """Write a self-contained model: weights, params, SentencePiece models, extras."""
-    _atomic_save({"model": state, "model_config": dataclasses.asdict(params.model),
-                  "params": params_to_dict(params), "spm": vocabs.to_protos(), **extra}, path)
-
-
-def load_model(path: Path, device: torch.device) -> tuple[Seq2Seq, dict]:
-    """The model of a checkpoint, in eval mode on ``device``, and the checkpoint dict."""
-    if not Path(path).exists():
-        raise S2SError(f"{path}: model checkpoint not found; train one with `dvc repro train`")
-    checkpoint = torch.load(path, map_location=device, weights_only=False)
-    config = ModelConfig(**checkpoint["model_config"])
-    state = checkpoint["model"]
-    model = Seq2Seq(config, state["encoder.embed.weight"].size(0), state["decoder.embed.weight"].size(0))
-    model.load_state_dict(state)
-    return model.to(device).eval(), checkpoint
-
-
-class Schedule:
-    """The learning-rate schedule: ``plateau`` (per epoch, on the early-stopping metric),
-    ``inverse_sqrt`` (per step, linear warmup then 1/sqrt decay) or ``constant``."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig):
-        self.kind = config.lr_schedule
-        self.scheduler: Optional[object] = None
-        if self.kind == "plateau":
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="min" if config.early_stop_metric == "loss" else "max",
-                factor=config.lr_decay, patience=config.lr_patience, min_lr=config.min_lr)
-        elif self.kind == "inverse_sqrt":
-            warmup = config.warmup_steps
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1))))
-
-    def after_step(self) -> None:
-        if self.kind == "inverse_sqrt":
-            self.scheduler.step()
-
-    def after_epoch(self, metric: float) -> None:
-        if self.kind == "plateau":
-            self.scheduler.step(metric)
-
-    def state_dict(self) -> dict:
-        return {} if self.scheduler is None else self.scheduler.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state)
-
-
-@torch.no_grad()
-def validation_loss(model: Seq2Seq, data: ParallelData, batch_tokens: int, device: torch.device) -> float:
-    """Mean cross-entropy per target token (no label smoothing) over a split."""
-    model.eval()
-    total, tokens = 0.0, 0
-    for indices in token_batches(data.src_lens, data.tgt_lens, batch_tokens):
-        batch = collate(data, indices).to(device)
-        total += model.token_losses(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out).sum().item()
-        tokens += batch.n_tgt_tokens
-    return total / tokens
-
-
-def validation_bleu(translator: Translator, data: ParallelData) -> float:
-    """Greedy-decoded BLEU of a split against its SentencePiece-decoded references."""
-    hyps = translator.detokenize(translator.translate_ids([data.src(i) for i in range(len(data))]))
-    refs = [translator.vocabs.tgt.decode(data.tgt(i).tolist()) for i in range(len(data))]
-    return BLEU().corpus_score(hyps, [refs]).score
-
-
-def fingerprint(params: Params, train_data: ParallelData) -> str:
-    """What a resume checkpoint must match: the params training uses (those ``dvc.yaml`` lists for
-    the stage, less threads and checkpoint frequency) and the training data."""
-    train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in ("threads", "checkpoint_every")}
-    decoding = {k: getattr(params.eval, k) for k in ("max_len_a", "max_len_b", "batch_size")}  # valid BLEU
-    blob = json.dumps({"model": dataclasses.asdict(params.model), "train": train, "eval": decoding},
-                      sort_keys=True).encode()
-    digest = hashlib.sha256(blob)
-    digest.update(train_data.src_ids.tobytes())
-    digest.update(train_data.tgt_ids.tobytes())
-    return digest.hexdigest()
-
-
-def resume_point(last_path: Path, params: Params, train_data: ParallelData) -> Optional[dict]:
-    """The resume checkpoint if it exists, matches these params and data, and is unfinished.
-
-    Loaded on the CPU: the model and optimizer copy their state to the device, and
-    the RNG state and the kept epoch weights belong on the CPU.
-    """
-    if not last_path.exists():
-        return None
-    checkpoint = torch.load(last_path, map_location="cpu", weights_only=False)
-    if checkpoint.get("fingerprint") != fingerprint(params, train_data) or checkpoint["progress"]["stopped"]:
-        log.info("%s belongs to other params or a finished run; training from scratch", last_path)
-        return None
-    return checkpoint
-
-
-@contextlib.contextmanager
-def stop_requests() -> Iterator[Callable[[], Optional[int]]]:
-    """Catch SIGINT/SIGTERM while training; yields a function returning the signal caught, if any."""
-    caught: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
-        return
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield lambda: caught[0] if caught else None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vocabs: Vocabs,
@@ -274,7 +115,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     model = build_model(params.model, vocabs).to(device)
     optimizer = build_optimizer(model, config.lr)
     schedule = Schedule(optimizer, config)
-    translator = Translator(model, vocabs, LengthLimit(params.eval.max_len_a, params.eval.max_len_b),
+    translator = Translator(model, vocabs, LengthLimit.from_eval(params.eval),
                             params.eval.batch_size)
     progress, best_state, recent_states = Progress(), cpu_state(model), []
     average: Optional[Average] = None
@@ -293,7 +134,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
              " (bf16 autocast)" if dtype else "", len(train_data))
 
     def save_last() -> None:
-        _atomic_save({"fingerprint": key, "progress": dataclasses.asdict(progress), "model": model.state_dict(),
+        save_checkpoint({"fingerprint": key, "progress": dataclasses.asdict(progress), "model": model.state_dict(),
                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                       "rng": torch.get_rng_state(), "best_model": best_state, "recent_models": recent_states,
                       "average": None if average is None else dataclasses.asdict(average)}, last_path)
@@ -365,21 +206,6 @@ def _validate_average(averaged_state: dict, states: list[dict], progress: Progre
              valid_loss, valid_bleu, "better than the best epoch: it is the model" if chosen
              else f"the best epoch ({progress.best_epoch}) stays the model")
     return average
-
-
-def build_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam over ``model``'s parameters, fused into one kernel per step where torch has one for
-    their device (CUDA; the CPU from torch 2.4): the same update, several times faster than per-tensor ops."""
-    device = next(model.parameters()).device
-    fused = device.type == "cuda" or (device.type == "cpu" and TorchVersion(torch.__version__) >= (2, 4))
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
-
-
-def load_optimizer_state(optimizer: torch.optim.Adam, state: dict) -> None:
-    """Load a checkpoint's optimizer ``state``, keeping ``optimizer``'s choice of kernel: torch would
-    take the checkpoint's ``fused``, which another torch version or device may lack."""
-    groups = [{**group, "fused": optimizer.defaults["fused"]} for group in state["param_groups"]]
-    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 def epoch_updates(data: ParallelData, config: TrainConfig, epoch: int) -> list[list[np.ndarray]]:

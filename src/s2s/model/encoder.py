@@ -35,7 +35,7 @@ class Encoder(nn.Module):
     torch layer's quadratic gradient fills on the CPU); decoding, and any
     device with its own RNN kernels (cuDNN), run ``self.rnn`` itself, in
     float32 even under autocast (autocast's cuDNN path would copy every weight
-    into a new bf16 buffer at each call: 10 ms of host time per update on an H100).
+    into a new bf16 buffer at each call; ``docs/performance.md`` has the cost).
     """
 
     def __init__(self, vocab_size: int, config: ModelConfig):

@@ -1,16 +1,12 @@
 """Linear layers whose decoding products run on oneDNN's float32 kernels on the CPU.
 
 PyTorch's CPU ``F.linear`` calls MKL's SGEMM. A decoding step multiplies a
-few dozen rows by each weight, and there, on the 2-core AMD EPYC (AVX-512)
-this project is measured on, MKL's SGEMM uses the cores poorly. oneDNN,
-which PyTorch ships as well, did the same products faster
-(``benchmarks/gemm_sweep.py``, alternated in one process, 2 threads): the
-peer model's output layer, (64, 512) x (512, 8000), in 4.3 ms against 6.0
-(2.9 ms with the weight in oneDNN's blocked layout: 2.05x); one row, 0.19
-ms against 0.70; the recurrent and attention products at 64 rows 1.1-1.3x
-(1.4-1.6x blocked). The result is the same float32 sum of products in
-another order: within 1e-4 of MKL's at these sizes, as MKL's own results
-differ between CPUs.
+few dozen rows by each weight, and at those sizes MKL's SGEMM uses the
+cores poorly; oneDNN, which PyTorch ships as well, does the same products
+faster, most of all with the weight in oneDNN's blocked layout (the
+figures, from ``benchmarks/gemm_sweep.py``, are in ``docs/performance.md``).
+The result is the same float32 sum of products in another order, within
+rounding of MKL's, as MKL's own results differ between CPUs.
 
 So in inference mode (decoding: :mod:`s2s.search`), :func:`linear` and
 :class:`Linear` run oneDNN on float32 CPU tensors. Everywhere else, training
@@ -42,7 +38,7 @@ def onednn_linear_op():
 
 def runs_on_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`linear` of ``x`` and ``weight`` runs oneDNN: in inference mode, float32 on the CPU,
-    a contiguous weight (oneDNN's kernel for a strided one, such as a column slice, took 1,000x as long),
+    a contiguous weight (oneDNN's kernel for a strided one, such as a column slice, is far slower),
     and a PyTorch built with the op."""
     return (torch.is_inference_mode_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and weight.is_contiguous() and onednn_linear_op() is not None)
@@ -54,7 +50,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: "torch.Tensor | None" = 
 
     ``blocked``: ``weight`` in oneDNN's blocked layout, used in its place when oneDNN runs.
     """
-    if runs_on_onednn(x, weight):  # a strided x is copied: its kernel took 40x as long as the copy's
+    if runs_on_onednn(x, weight):  # a strided x is copied: cheaper than its strided kernel
         return onednn_linear_op()(x.contiguous(), weight if blocked is None else blocked, bias, "none", [], "")
     return F.linear(x, weight, bias)
 
@@ -79,10 +75,10 @@ def blocked_weights(model: nn.Module) -> Iterator[None]:
     """Within: each :class:`Linear` of ``model`` multiplies by a copy of its weight in oneDNN's
     blocked layout, made on entry and dropped on exit; the weights must not change inside (decoding).
 
-    A third less time at the peer model's output layer, (64, 512) x (512, 8000), than with the
-    plain weight, with the same results. Made per use, not cached against the weight: a fused Adam
+    Faster than the plain weight at the output layer's sizes, with the same results
+    (``docs/performance.md``). Made per use, not cached against the weight: a fused Adam
     step changes the weights without bumping their version counter, and a cache keyed on it decoded
-    stale weights in training's validation. The reorder takes about 8 ms for that layer.
+    stale weights in training's validation.
     """
     reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
     layers = [module for module in model.modules() if isinstance(module, Linear)

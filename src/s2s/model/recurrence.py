@@ -3,8 +3,8 @@
 ``nn.GRU``/``nn.LSTM`` on the CPU take each step's rows of a packed input
 by slicing the input-gate tensor, and the backward of every slice fills and
 adds a gradient of the whole (positions, k*hidden) tensor: quadratic in the
-sentence length, about a third of the encoder's training time at Multi30k
-sizes. :func:`packed_layer` splits the gates once instead, whose backward is
+sentence length (``docs/performance.md`` has its share of the encoder's
+time). :func:`packed_layer` splits the gates once instead, whose backward is
 one concatenation, and computes exactly what the torch layers compute.
 On CUDA tensors :func:`recurrent_step` runs the same math as the fused kernels
 of ``nn.GRUCell``/``nn.LSTMCell``.

@@ -1,0 +1,81 @@
+"""Model files and resume checkpoints: written atomically, loaded with their params.
+
+``models/model.pt`` is self-contained (weights, params, SentencePiece models),
+so it translates on its own. ``models/last.pt`` holds everything training
+needs to continue, with a fingerprint of the params and data it belongs to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from s2s.atomic import atomic_path
+from s2s.config import ModelConfig, Params, params_to_dict
+from s2s.errors import S2SError
+from s2s.model import Seq2Seq
+from s2s.subword import Vocabs
+from s2s.tensors import ParallelData
+
+log = logging.getLogger(__name__)
+
+# Train params a resume checkpoint need not match: they change how fast, not what, training computes.
+NOT_FINGERPRINTED = ("threads", "checkpoint_every")
+
+
+def save_checkpoint(payload: dict, path: Path) -> None:
+    """``torch.save`` through a .part file renamed when complete."""
+    with atomic_path(path) as part:
+        torch.save(payload, part)
+
+
+def save_model(path: Path, state: dict, params: Params, vocabs: Vocabs, **extra) -> None:
+    """Write a self-contained model: weights, params, SentencePiece models, extras."""
+    save_checkpoint({"model": state, "model_config": dataclasses.asdict(params.model),
+                     "params": params_to_dict(params), "spm": vocabs.to_protos(), **extra}, path)
+
+
+def load_model(path: Path, device: torch.device) -> tuple[Seq2Seq, dict]:
+    """The model of a checkpoint, in eval mode on ``device``, and the checkpoint dict."""
+    if not Path(path).exists():
+        raise S2SError(f"{path}: model checkpoint not found; train one with `dvc repro train`")
+    checkpoint = torch.load(path, map_location=device, weights_only=False)
+    config = ModelConfig(**checkpoint["model_config"])
+    state = checkpoint["model"]
+    model = Seq2Seq(config, state["encoder.embed.weight"].size(0), state["decoder.embed.weight"].size(0))
+    model.load_state_dict(state)
+    return model.to(device).eval(), checkpoint
+
+
+def fingerprint(params: Params, train_data: ParallelData) -> str:
+    """What a resume checkpoint must match: the params training uses (those ``dvc.yaml`` lists for
+    the stage, less :data:`NOT_FINGERPRINTED`) and the training data."""
+    train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in NOT_FINGERPRINTED}
+    decoding = {k: getattr(params.eval, k) for k in ("max_len_a", "max_len_b", "batch_size")}  # valid BLEU
+    blob = json.dumps({"model": dataclasses.asdict(params.model), "train": train, "eval": decoding},
+                      sort_keys=True).encode()
+    digest = hashlib.sha256(blob)
+    digest.update(train_data.src_ids.tobytes())
+    digest.update(train_data.tgt_ids.tobytes())
+    return digest.hexdigest()
+
+
+def resume_point(last_path: Path, params: Params, train_data: ParallelData) -> Optional[dict]:
+    """The resume checkpoint if it exists, matches these params and data, and is unfinished.
+
+    Loaded on the CPU: the model and optimizer copy their state to the device, and
+    the RNG state and the kept epoch weights belong on the CPU.
+    """
+    if not last_path.exists():
+        return None
+    checkpoint = torch.load(last_path, map_location="cpu", weights_only=False)
+    if checkpoint.get("fingerprint") != fingerprint(params, train_data) or checkpoint["progress"]["stopped"]:
+        log.info("%s belongs to other params or a finished run; training from scratch", last_path)
+        return None
+    return checkpoint
