@@ -5,7 +5,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from conftest import DECODERS
 from s2s.config import ModelConfig
-from s2s.model.decoder import DecoderState, Memory, build_decoder, cell_step
+from s2s.model.decoder import build_decoder, cell_step
+from s2s.model.state import DecoderState, Memory
 from s2s.model.encoder import Encoder
 
 

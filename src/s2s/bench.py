@@ -18,11 +18,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from s2s.config import Params
+from s2s.device import resolve_precision
 from s2s.model import Seq2Seq
+from s2s.optim import build_optimizer
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate
-from s2s.train import build_model, build_optimizer, epoch_updates, optimizer_step, resolve_precision
+from s2s.train import build_model, epoch_updates, optimizer_step
 from s2s.translator import Translator
 
 
@@ -129,7 +131,7 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
                          train_padding_fraction=1 - tokens / padded,
                          train_flops_per_tgt_token=flops, matmul_flops_per_s=limit,
                          train_fraction_of_matmul_limit=rate * flops / limit, peak_memory_mb=peak)
-    limit_len = LengthLimit(params.eval.max_len_a, params.eval.max_len_b)
+    limit_len = LengthLimit.from_eval(params.eval)
     for batch_size, n in ((params.eval.batch_size, decode_sentences), (1, batch1_sentences)):
         sources = [test_data.src(i) for i in range(min(n, len(test_data)))]
         for beam in (1, 5):

@@ -14,7 +14,7 @@ import torch
 
 from s2s.config import EvalConfig
 from s2s.model import Seq2Seq
-from s2s.model.decoder import DecoderState, Memory
+from s2s.model.state import DecoderState, Memory
 from s2s.subword import BOS_ID, EOS_ID
 
 

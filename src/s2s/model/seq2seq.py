@@ -8,11 +8,12 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from s2s.config import ModelConfig
 from s2s.errors import S2SError
-from s2s.model.decoder import DecoderState, Memory, build_decoder
+from s2s.model.decoder import build_decoder
 from s2s.model.encoder import Encoder, EncoderOutput
 from s2s.model.gemm import Linear
 from s2s.model.initialization import initialize
 from s2s.model.loss import smoothed_cross_entropy
+from s2s.model.state import DecoderState, Memory
 from s2s.subword import PAD_ID
 
 
