@@ -1,8 +1,11 @@
-"""What every stage script shares: the check that it runs this checkout's ``s2s``, and its ``main``.
+"""What every stage script shares: it runs this checkout's ``s2s``, and its ``main``.
 
-DVC hashes the files under ``src/s2s``; a stage must run exactly those. This
-module is imported before any ``s2s`` module, and stops the stage when
-``import s2s`` would load another copy (a non-editable install, another checkout).
+DVC hashes the files under ``src/s2s``; a stage must run exactly those, also
+where DVC runs it in a copy of the workspace (``dvc exp run --queue`` or
+``--temp``), not where the package is installed. This module is imported before
+any ``s2s`` module: it puts this checkout's ``src/`` first on the import path, and
+stops the stage when ``import s2s`` would still load another copy (this
+checkout has no ``src/s2s``, or another copy was imported already).
 """
 
 from __future__ import annotations
@@ -17,18 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = (ROOT / "src" / "s2s").resolve()  # a src/ that is a link counts as its target
 
 
-def check_checkout_package() -> None:
-    """Exit with a message unless ``import s2s`` resolves to ``ROOT/src/s2s``."""
+def use_checkout_package() -> None:
+    """Make ``import s2s`` load ``ROOT/src/s2s``; exit with a message when it would load another copy."""
+    sys.path.insert(0, str(ROOT / "src"))
     spec = importlib.util.find_spec("s2s")
     found = Path(spec.origin).resolve().parent if spec is not None and spec.origin else None
     if found != PACKAGE:
         where = f"finds {found}" if found else "finds no s2s package"
         sys.exit(f"error: this stage runs the code of {PACKAGE}, but `import s2s` {where}; "
-                 f"install this checkout in editable mode (`make setup`, or `pip install -e {ROOT}`) "
-                 f"and run DVC from its environment (`source {ROOT}/.venv/bin/activate`)")
+                 f"run the stage from a complete checkout (`git status` shows what is missing), with "
+                 f"its environment installed (`make setup`, or `pip install -e {ROOT}`)")
 
 
-check_checkout_package()
+use_checkout_package()
 
 from s2s.config import Params, load_params  # noqa: E402  (after the check above)
 from s2s.errors import S2SError  # noqa: E402

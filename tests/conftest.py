@@ -103,15 +103,11 @@ def tiny_project(tmp_path: Path, tiny_params: Params):
     return layout
 
 
-def repo_env(repo: Path) -> dict[str, str]:
-    """The environment to run ``repo``'s stages in: this Python first on PATH, and ``repo/src`` on
-    PYTHONPATH, so that its stage scripts import its own copy of s2s (as an editable install would)."""
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                PYTHONPATH=str(repo / "src"), DVC_NO_ANALYTICS="1")
-
-
 def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = repo_env(cwd)
+    """Run DVC in ``cwd`` with this Python first on PATH. The installed s2s is the project's own
+    checkout, not ``cwd``'s copy: the stage scripts must run their own (``stages/common.py``)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1")
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 

@@ -74,7 +74,7 @@ def test_the_outputs_in_dvc_yaml_are_the_paths_of_the_layout():
 
 
 def test_a_stage_refuses_to_run_another_copy_of_s2s(tmp_path):
-    """A checkout whose src/ is not what `import s2s` finds (here: the project's own install) stops."""
+    """A checkout without its src/ would run the installed s2s (the project's own): it stops instead."""
     (tmp_path / "stages").mkdir()
     for script in ("common.py", "download.py"):
         (tmp_path / "stages" / script).write_text((ROOT / "stages" / script).read_text())
@@ -82,7 +82,7 @@ def test_a_stage_refuses_to_run_another_copy_of_s2s(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert f"runs the code of {tmp_path.resolve() / 'src' / 's2s'}, but `import s2s` finds" in result.stderr
-    assert "pip install -e" in result.stderr and "Traceback" not in result.stderr
+    assert "from a complete checkout" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()
 
 
