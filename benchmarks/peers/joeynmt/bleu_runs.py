@@ -3,8 +3,8 @@ number of updates).
 
 At 1000 updates both models are far from converged, and one run's BLEU is a noisy measure: Joey NMT is
 not deterministic on the CPU (its runs of one seed spread by about 0.8 greedy BLEU) and s2s's models of
-different seeds differ by as much. This script reads the ``result-*.json`` files that ``run.py`` wrote,
-keeps those of one setting, counts each training run once, and compares the two systems' means.
+different seeds differ by as much. This script reads the ``results/result-*.json`` files that ``run.py``
+wrote, keeps those of one setting, counts each training run once, and compares the two systems' means.
 
     python benchmarks/peers/joeynmt/bleu_runs.py --steps 1000 --buckets-per-batch 4
 
@@ -30,6 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SEARCHES = ("greedy", "beam")
+SYSTEMS = ("s2s", "joeynmt")
+RESULTS = HERE / "results"
 
 
 @dataclass(frozen=True)
@@ -122,40 +124,98 @@ def count(runs: list[Run]) -> str:
     return f"{len(runs)} run{'s' * (len(runs) != 1)}"
 
 
+@dataclass(frozen=True)
+class SeedMeans:
+    """One seed that both systems ran: each system's runs and mean BLEU by search, and s2s - Joey."""
+
+    seed: int
+    runs: dict[str, list[Run]]  # by system
+    means: dict[tuple[str, str], float]  # (system, search) -> mean
+    difference: dict[str, float]  # search -> s2s mean - Joey mean
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The statistics of a set of runs (each training run once, as :func:`distinct` keeps them)."""
+
+    runs: list[Run]
+    seeds: list[SeedMeans]  # the seeds both systems ran, in order
+    seed_difference: dict[str, float] | None  # search -> mean over ``seeds`` of s2s - Joey; None without one
+    means: dict[tuple[str, str], tuple[float, float]]  # (system, search) -> (mean, standard error) over all runs
+    difference: dict[str, tuple[float, float]]  # search -> (s2s - Joey of the means, its standard error)
+
+    def of(self, system: str) -> list[Run]:
+        return [r for r in self.runs if r.system == system]
+
+
+def summarize(runs: list[Run]) -> Summary:
+    """Each seed's means and their differences, the mean of those differences (every seed weighted
+    alike), and the means over all runs with their standard errors (that of the difference is the two
+    errors added in quadrature)."""
+    of = {system: [r for r in runs if r.system == system] for system in SYSTEMS}
+    seeds = []
+    for seed in sorted({r.seed for r in of["s2s"]} & {r.seed for r in of["joeynmt"]}):
+        mine = {system: [r for r in of[system] if r.seed == seed] for system in SYSTEMS}
+        mean = {(system, search): statistics.fmean(getattr(r, search) for r in mine[system])
+                for system in SYSTEMS for search in SEARCHES}
+        seeds.append(SeedMeans(seed, mine, mean, {s: mean["s2s", s] - mean["joeynmt", s] for s in SEARCHES}))
+    seed_difference = ({s: statistics.fmean(m.difference[s] for m in seeds) for s in SEARCHES}
+                       if seeds else None)
+    means = {(system, search): mean_and_error([getattr(r, search) for r in of[system]])
+             for system in SYSTEMS for search in SEARCHES}
+    difference = {s: (means["s2s", s][0] - means["joeynmt", s][0],
+                      (means["s2s", s][1] ** 2 + means["joeynmt", s][1] ** 2) ** 0.5) for s in SEARCHES}
+    return Summary(runs, seeds, seed_difference, means, difference)
+
+
 def report(runs: list[Run]) -> str:
     """Every run, each seed's means, and the means over runs and over seeds."""
+    summary = summarize(runs)
     lines = [f"{'system':<9}{'seed':>6}{'greedy':>9}{'beam 5':>9}{'loss':>8}  file"]
     lines += [f"{r.system:<9}{r.seed:>6}{r.greedy:>9.2f}{r.beam:>9.2f}{r.loss:>8.3f}  {r.file}" for r in runs]
-    of = {system: [r for r in runs if r.system == system] for system in ("s2s", "joeynmt")}
-    seeds = sorted({r.seed for r in of["s2s"]} & {r.seed for r in of["joeynmt"]})
     lines.append("\nmeans per seed, greedy / beam 5:")
-    gaps = {search: [] for search in SEARCHES}
-    for seed in seeds:
-        mine = {system: [r for r in of[system] if r.seed == seed] for system in of}
-        mean = {(system, search): statistics.fmean(getattr(r, search) for r in mine[system])
-                for system in of for search in SEARCHES}
-        for search in SEARCHES:
-            gaps[search].append(mean["s2s", search] - mean["joeynmt", search])
-        cells = [f"{system} {' / '.join(f'{mean[system, s]:.2f}' for s in SEARCHES)} ({count(mine[system])})"
-                 for system in of]
-        lines.append(f"  seed {seed}: {cells[0]}, {cells[1]}: s2s - Joey "
-                     + " / ".join(f"{gaps[s][-1]:+.2f}" for s in SEARCHES))
-    if seeds:
-        lines.append(f"over the {len(seeds)} seed{'s' * (len(seeds) != 1)} both ran (each seed's means weighted alike): s2s - Joey "
-                     + " / ".join(f"{statistics.fmean(gaps[s]):+.2f}" for s in SEARCHES))
+    for seed in summary.seeds:
+        cells = [f"{system} {' / '.join(f'{seed.means[system, s]:.2f}' for s in SEARCHES)} "
+                 f"({count(seed.runs[system])})" for system in SYSTEMS]
+        lines.append(f"  seed {seed.seed}: {cells[0]}, {cells[1]}: s2s - Joey "
+                     + " / ".join(f"{seed.difference[s]:+.2f}" for s in SEARCHES))
+    if summary.seed_difference is not None:
+        n = len(summary.seeds)
+        lines.append(f"over the {n} seed{'s' * (n != 1)} both ran (each seed's means weighted alike): s2s - Joey "
+                     + " / ".join(f"{summary.seed_difference[s]:+.2f}" for s in SEARCHES))
     else:
         lines.append("  (no seed run by both)")
     lines.append("over all runs (mean ± standard error):")
-    means = {}
-    for system, mine in of.items():
-        for search in SEARCHES:
-            means[system, search] = mean_and_error([getattr(r, search) for r in mine])
-        lines.append(f"  {system} ({count(mine)}): " + " / ".join(
-            f"{means[system, s][0]:.2f} ± {means[system, s][1]:.2f}" for s in SEARCHES))
+    for system in SYSTEMS:
+        lines.append(f"  {system} ({count(summary.of(system))}): " + " / ".join(
+            f"{summary.means[system, s][0]:.2f} ± {summary.means[system, s][1]:.2f}" for s in SEARCHES))
     lines.append("  s2s - Joey: " + " / ".join(
-        f"{means['s2s', s][0] - means['joeynmt', s][0]:+.2f} ± "
-        f"{(means['s2s', s][1] ** 2 + means['joeynmt', s][1] ** 2) ** 0.5:.2f}" for s in SEARCHES))
+        f"{summary.difference[s][0]:+.2f} ± {summary.difference[s][1]:.2f}" for s in SEARCHES))
     return "\n".join(lines)
+
+
+def load_results(files: list[Path]) -> dict[str, dict]:
+    """Result files by name; stops on one that is not JSON."""
+    results = {}
+    for path in files:
+        try:
+            results[path.name] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            sys.exit(f"{path}: not a readable result file ({error}); pass files run.py wrote")
+    return results
+
+
+def runs_of_setting(results: dict[str, dict], setting: Setting) -> list[Run]:
+    """Each training run of ``setting`` once, over result files by name; Joey's config is the newest
+    file's of that many updates. Stops when either system has no run."""
+    trained = [r for r in results.values() if r.get("steps") == setting.steps and "joey_config" in r]
+    if not trained:
+        sys.exit(f"no result of {setting.steps} training updates in {len(results)} files; check --steps")
+    joey_config = normalized_joey_config(max(trained, key=lambda r: r["created"])["joey_config"])
+    runs = distinct([run for name, result in results.items() for run in runs_of(result, name, setting, joey_config)])
+    if not set(SYSTEMS) <= {r.system for r in runs}:
+        sys.exit(f"no runs of both systems at {setting.describe()} in {len(results)} files; check the setting")
+    return runs
 
 
 def main() -> None:
@@ -169,25 +229,11 @@ def main() -> None:
     parser.add_argument("--buckets-per-batch", type=int, default=4,
                         help="s2s's train.buckets_per_batch (1 with --s2s-batching joey)")
     parser.add_argument("--accumulate", type=int, default=1, help="s2s's train.accumulate")
-    parser.add_argument("results", nargs="*", type=Path, help="result files (default: result-*.json here)")
+    parser.add_argument("results", nargs="*", type=Path, help="result files (default: results/result-*.json)")
     args = parser.parse_args()
-    files = args.results or sorted(HERE.glob("result-*.json"))
-    results = {}
-    for path in files:
-        try:
-            results[path.name] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            sys.exit(f"{path}: not a readable result file ({error}); pass files run.py wrote")
+    files = args.results or sorted(RESULTS.glob("result-*.json"))
     setting = Setting(args.steps, args.s2s_init, args.s2s_batching, args.buckets_per_batch, args.accumulate)
-    trained = [r for r in results.values() if r.get("steps") == args.steps and "joey_config" in r]
-    if not trained:
-        sys.exit(f"no result of {args.steps} training updates in {len(files)} files; check --steps")
-    joey_config = normalized_joey_config(max(trained, key=lambda r: r["created"])["joey_config"])
-    runs = distinct([run for name, result in results.items() for run in
-                     runs_of(result, name, setting, joey_config)])
-    if not {"s2s", "joeynmt"} <= {r.system for r in runs}:
-        sys.exit(f"no runs of both systems at {setting.describe()} in {len(files)} files; check the setting")
-    print(report(runs))
+    print(report(runs_of_setting(load_results(files), setting)))
 
 
 if __name__ == "__main__":
