@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import random
@@ -101,6 +102,43 @@ def tiny_project(tmp_path: Path, tiny_params: Params):
     for name in ("download", "clean", "spm", "tensorize"):
         stage(name).run(tiny_params, layout)
     return layout
+
+
+def project_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by relative path."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def trained_params(tmp_path_factory) -> Params:
+    """The tiny params, on a corpus of the session (the same sentences as ``tiny_corpus``)."""
+    files = write_corpus(tmp_path_factory.mktemp("shared") / "corpus", {"train": 300, "valid": 40, "test": 30})
+    return params_from_dict(tiny_params_dict(files))
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory, trained_params: Params):
+    """One project for the whole test run: the data stages and the train stage of ``trained_params``,
+    done once. Tests read it and never write it (``trained_copy`` gives a copy to change): it is
+    checked unchanged at the end of the run."""
+    from s2s.layout import Layout
+    layout = Layout(tmp_path_factory.mktemp("trained") / "project")
+    for name in ("download", "clean", "spm", "tensorize", "train"):
+        stage(name).run(trained_params, layout)
+    before = project_digest(layout.root)
+    yield layout
+    after = project_digest(layout.root)
+    changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+    assert not changed, f"a test changed the shared trained project (use trained_copy): {changed}"
+
+
+@pytest.fixture
+def trained_copy(tmp_path: Path, trained_project):
+    """This test's own copy of ``trained_project``, to change as it likes."""
+    from s2s.layout import Layout
+    shutil.copytree(trained_project.root, tmp_path / "project")
+    return Layout(tmp_path / "project")
 
 
 def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -14,6 +14,7 @@ def test_weights_sum_to_one_and_ignore_padding():
     assert context.shape == (2, 4) and weights.shape == (2, 3)
     assert torch.allclose(weights.sum(-1), torch.ones(2))
     assert weights[1, 2] == 0
+    assert torch.allclose(context, torch.einsum("bs,bsd->bd", weights, values), atol=1e-6)  # the weighted mean
     # Changing what sits under the padding changes nothing.
     values2 = values.clone()
     values2[1, 2] = 100.0
@@ -34,6 +35,7 @@ def test_luong_attends_from_every_step_at_once(score):
     assert context.shape == (2, 5, 4) and weights.shape == (2, 5, 3)
     assert torch.allclose(weights.sum(-1), torch.ones(2, 5))
     assert torch.all(weights[1, :, 1:] == 0) and torch.allclose(context[1], values[1, 0].expand(5, 4))
+    assert torch.allclose(context, weights @ values, atol=1e-6)  # each step's weighted mean of the values
     one, _ = attention(queries[:, 2:3], attention.project_keys(values), values, mask)
     assert torch.allclose(one[:, 0], context[:, 2], atol=1e-6)
 

@@ -62,8 +62,11 @@ def test_linear_module_is_nn_linear_with_the_same_parameters():
     assert list(ours.state_dict()) == list(theirs.state_dict())
     assert all(torch.equal(ours.state_dict()[k], theirs.state_dict()[k]) for k in theirs.state_dict())
     x = torch.randn(5, 24, requires_grad=True)
-    ours(x).sum().backward()
-    assert ours.weight.grad is not None and x.grad is not None
+    ours(x).square().sum().backward()
+    x_grad, x.grad = x.grad, None
+    theirs(x).square().sum().backward()
+    assert torch.equal(x_grad, x.grad)  # the gradients of nn.Linear, for the input and every parameter
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours.parameters(), theirs.parameters()))
 
 
 @needs_onednn

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
-from sacrebleu.metrics import BLEU
+from sacrebleu.metrics import BLEU, CHRF, TER
 
 from conftest import ROOT, STAGE_NAMES, dvc, git, stage
 from import_closure import code_deps
+from s2s.checkpoint import load_model
 from s2s.layout import Layout
 from s2s.subword import SubwordError, Vocabs
 
@@ -86,16 +89,19 @@ def test_a_stage_refuses_to_run_another_copy_of_s2s(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-def test_stages_write_their_contract(tiny_project, tiny_params):
-    layout = tiny_project
+def test_stages_write_their_contract(trained_copy, trained_params):
+    layout = trained_copy  # the data stages and train have run
     data = json.loads((layout.metrics / "data.json").read_text())
     assert data["train"]["lines_in"] == 300 and set(data) == {"train", "valid", "test"}
-    stage("train").run(tiny_params, layout)
-    stage("evaluate").run(tiny_params, layout)
+    stage("evaluate").run(trained_params, layout)
     train = json.loads((layout.metrics / "train.json").read_text())
     assert set(train) == {"params", "epochs", "steps", "best_epoch", "best_valid_loss", "best_valid_ppl",
                           "best_valid_bleu", "model_is_average"}
     assert train["epochs"] == 2 and train["best_epoch"] in (1, 2)
+    model, checkpoint = load_model(layout.model, torch.device("cpu"))
+    assert train["params"] == model.num_parameters() and train["steps"] == checkpoint["step"]
+    assert train["best_epoch"] == checkpoint["epoch"] and train["model_is_average"] is False
+    assert train["best_valid_ppl"] == pytest.approx(math.exp(train["best_valid_loss"]), abs=1e-3)
     speed = json.loads((layout.metrics / "speed.json").read_text())
     assert speed["device"] == "cpu" and set(speed) == {"device", "train_seconds", "train_tgt_tokens_per_s"}
     scores = json.loads((layout.metrics / "eval.json").read_text())
@@ -108,6 +114,10 @@ def test_stages_write_their_contract(tiny_project, tiny_params):
             assert len(hyps) == n_lines
             # the metric is sacreBLEU of the written outputs against the raw references
             assert scores[split][key] == round(BLEU().corpus_score(hyps, [references]).score, 2)
+        hyps = (layout.outputs / f"{split}.hyp").read_text(encoding="utf-8").splitlines()
+        for key, metric in (("bleu_lc", BLEU(lowercase=True)), ("chrf", CHRF()), ("ter", TER())):
+            assert scores[split][key] == round(metric.corpus_score(hyps, [references]).score, 2), key
+            assert scores[split]["signature"][key] == str(metric.get_signature())
     decode_speed = json.loads((layout.metrics / "decode_speed.json").read_text())
     assert set(decode_speed["test"]) == {"beam5", "greedy"}
     pngs = sorted(p.name for p in layout.attention_plots.glob("*.png"))
@@ -115,7 +125,7 @@ def test_stages_write_their_contract(tiny_project, tiny_params):
     assert (layout.train_plots / "plots" / "metrics" / "valid" / "loss.tsv").exists()
 
     # eval.beam 1: the same metrics keys, so experiments with and without beam search diff key by key
-    greedy_only = dataclasses.replace(tiny_params, eval=dataclasses.replace(tiny_params.eval, beam=1))
+    greedy_only = dataclasses.replace(trained_params, eval=dataclasses.replace(trained_params.eval, beam=1))
     stage("evaluate").run(greedy_only, layout)
     greedy_scores = json.loads((layout.metrics / "eval.json").read_text())
     assert set(greedy_scores["test"]) == set(scores["test"])

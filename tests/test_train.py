@@ -66,11 +66,16 @@ def test_training_lowers_the_loss_and_writes_a_self_contained_model(tiny_project
     assert not list(tiny_project.model.parent.glob("*.part"))
 
 
-def test_two_cpu_runs_are_identical(tiny_project, tiny_params, tmp_path):
-    first = run(tiny_project, tiny_params, tmp_path / "a" / "model.pt")
-    second = run(tiny_project, tiny_params, tmp_path / "b" / "model.pt")
-    assert first.quality() == second.quality()
-    assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
+def quality_of(project: Layout) -> dict:
+    """The ``quality()`` of the training that wrote ``project``'s ``metrics/train.json``."""
+    return json.loads((project.metrics / "train.json").read_text())
+
+
+def test_two_cpu_runs_are_identical(trained_project, trained_params, tmp_path):
+    """This run and the one the train stage made of the same params and data, earlier in this process."""
+    again = run(trained_project, trained_params, tmp_path / "models" / "model.pt")
+    assert json.loads(json.dumps(again.quality())) == quality_of(trained_project)
+    assert (tmp_path / "models" / "model.pt").read_bytes() == trained_project.model.read_bytes()
 
 
 def test_early_stopping_after_patience(tiny_project, tiny_params, tmp_path):
@@ -85,12 +90,20 @@ def test_early_stopping_after_patience(tiny_project, tiny_params, tmp_path):
 def test_schedules_and_bleu_early_stopping_and_accumulation_train(tiny_project, tiny_params, tmp_path, schedule):
     params = with_train(tiny_params, lr_schedule=schedule, warmup_steps=5, early_stop_metric="bleu", accumulate=2)
     recorder = Recorder()
-    run(tiny_project, params, tmp_path / "m.pt", logger=recorder)
+    result = run(tiny_project, params, tmp_path / "m.pt", logger=recorder)
+    # an update is train.accumulate batches: half as many updates as batches, rounded up
+    data = ParallelData.load(tiny_project.split_tensors("train"))
+    batches = [len(epoch_updates(data, with_train(params, accumulate=1).train, epoch)) for epoch in (1, 2)]
+    steps = [math.ceil(n / 2) for n in batches]
+    assert result.quality()["steps"] == sum(steps) and result.quality()["epochs"] == 2
     lrs = [m["lr"] for _, m in recorder.epochs]
+    lr = params.train.lr
     if schedule == "constant":
-        assert lrs == [params.train.lr] * 2
-    if schedule == "inverse_sqrt":
-        assert lrs[0] != lrs[1]
+        assert lrs == [lr] * 2
+    if schedule == "inverse_sqrt":  # linear warmup over 5 steps, then lr * sqrt(5 / step), per step
+        assert lrs == pytest.approx([lr * min(n / 5, math.sqrt(5 / n)) for n in (steps[0] + 1, sum(steps) + 1)])
+    if schedule == "plateau":  # lowered only after an epoch without a better valid BLEU
+        assert lrs[0] == lr
 
 
 def test_one_batch_of_k_buckets_makes_the_update_of_k_accumulated_batches(tiny_project, tiny_params):
@@ -177,11 +190,15 @@ def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_p
     assert result.average.chosen == (loss < quality["best_valid_loss"])
 
 
-def test_without_averaging_the_model_is_the_best_epoch(tiny_project, tiny_params, tmp_path):
-    result = run(tiny_project, tiny_params, tmp_path / "m.pt", tmp_path / "last.pt")
-    assert result.average is None and result.quality()["model_is_average"] is False
-    model, checkpoint = load_model(tmp_path / "m.pt", torch.device("cpu"))
-    best = torch.load(tmp_path / "last.pt", weights_only=False)["best_model"]
+def test_without_averaging_the_model_is_the_best_epoch(trained_project, trained_params):
+    assert trained_params.train.average_last == 0
+    quality = quality_of(trained_project)
+    assert quality["model_is_average"] is False and "average_valid_loss" not in quality
+    model, checkpoint = load_model(trained_project.model, torch.device("cpu"))
+    last = torch.load(trained_project.last_checkpoint, weights_only=False)
+    assert checkpoint["epoch"] == quality["best_epoch"] == last["progress"]["best_epoch"]
+    best = last["best_model"]
+    assert set(best) == set(model.state_dict())
     assert all(torch.equal(value, best[key]) for key, value in model.state_dict().items())
 
 
@@ -253,7 +270,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_project, tiny_params,
     assert tiny_project.model.read_bytes() == reference.model.read_bytes()
 
 
-def test_a_signal_during_validation_stops_at_the_end_of_that_epoch(tiny_project, tiny_params, tmp_path,
+def test_a_signal_during_validation_stops_at_the_end_of_that_epoch(trained_project, trained_params, tmp_path,
                                                                     monkeypatch):
     import s2s.train as training
 
@@ -264,13 +281,15 @@ def test_a_signal_during_validation_stops_at_the_end_of_that_epoch(tiny_project,
     monkeypatch.setattr(training, "validation_loss", validate_and_get_stopped)
     last = tmp_path / "last.pt"
     with pytest.raises(TrainingInterrupted, match="epoch 2, step"):
-        run(tiny_project, tiny_params, tmp_path / "m.pt", last)
+        run(trained_project, trained_params, tmp_path / "models" / "model.pt", last)
     progress = torch.load(last, weights_only=False)["progress"]
     assert (progress["epoch"], progress["batches_done"]) == (2, 0)  # no update of epoch 2 was made
-    assert not (tmp_path / "m.pt").exists()
+    assert not (tmp_path / "models" / "model.pt").exists()
     monkeypatch.setattr(training, "validation_loss", validation_loss)
-    resumed = run(tiny_project, tiny_params, tmp_path / "m.pt", last)
-    assert resumed.quality() == run(tiny_project, tiny_params, tmp_path / "ref.pt", tmp_path / "ref.last.pt").quality()
+    resumed = run(trained_project, trained_params, tmp_path / "models" / "model.pt", last)
+    # the same as the run that was never stopped
+    assert json.loads(json.dumps(resumed.quality())) == quality_of(trained_project)
+    assert (tmp_path / "models" / "model.pt").read_bytes() == trained_project.model.read_bytes()
 
 
 def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_params, tmp_path):
@@ -290,10 +309,14 @@ def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_param
     assert resume_point(last, tiny_params, ParallelData.load(tiny_project.tensors / "valid.pt")) is None
 
 
-def test_a_finished_or_foreign_checkpoint_is_not_resumed(tiny_project, tiny_params, tmp_path):
+def test_a_finished_or_foreign_checkpoint_is_not_resumed(trained_project, trained_params, tmp_path):
     last = tmp_path / "last.pt"
-    first = run(tiny_project, tiny_params, tmp_path / "a.pt", last)
-    again = run(tiny_project, tiny_params, tmp_path / "b.pt", last)  # finished: trains anew, same result
-    assert again.quality() == first.quality()
-    other = run(tiny_project, with_train(tiny_params, lr=0.01), tmp_path / "c.pt", last)
-    assert other.quality() != first.quality()
+    shutil.copy(trained_project.last_checkpoint, last)  # the finished run's
+    assert resume_point(last, trained_params, ParallelData.load(trained_project.split_tensors("train"))) is None
+    recorder = Recorder()
+    again = run(trained_project, trained_params, tmp_path / "b.pt", last, recorder)
+    assert [epoch for epoch, _ in recorder.epochs] == [1, 2]  # trained anew, every epoch, to the same result
+    assert json.loads(json.dumps(again.quality())) == quality_of(trained_project)
+    recorder = Recorder()
+    other = run(trained_project, with_train(trained_params, lr=0.01), tmp_path / "c.pt", last, recorder)
+    assert [epoch for epoch, _ in recorder.epochs] == [1, 2] and other.quality() != again.quality()

@@ -60,11 +60,10 @@ def evaluate_set(translator: Translator, data: ParallelData, references: list[st
     hyps = translator.translate_ids([data.src(i) for i in range(len(data))])
     seconds = time.perf_counter() - started
     texts = translator.detokenize(hyps)
+    scores = score(texts, references)  # before writing: misaligned references leave the old file in place
     write_lines(hyp_path, texts)
-    scores = score(texts, references)
     return SetScores(**scores, sentences=len(texts), tgt_tokens=sum(len(t) + 1 for t in hyps.tokens),
                      seconds=seconds)
-
 
 
 def plot_attention(translator: Translator, data: ParallelData, sentences: list[int], out_dir: Path) -> list[Path]:
