@@ -44,12 +44,6 @@ def test_unequal_line_counts_name_both_files(tmp_path):
         read_parallel(a, b)
 
 
-def test_invalid_utf8_names_file_and_line(tmp_path):
-    path = write(tmp_path / "x.de", b"gut\nschlecht \xff\n")
-    with pytest.raises(CorpusError, match=r"x\.de:2: invalid UTF-8"):
-        read_lines(path)
-
-
 def test_clean_corpus_writes_nothing_when_a_split_is_bad(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "clean"
     raw.mkdir()

@@ -13,17 +13,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from torch.torch_version import TorchVersion
 
 from conftest import ROOT
 
 from s2s.averaging import average_states
-from s2s.checkpoint import fingerprint, load_model, resume_point
+from s2s.checkpoint import load_model, resume_point
 from s2s.config import params_to_dict
-from s2s.device import resolve_device, resolve_precision
-from s2s.errors import S2SError
 from s2s.layout import Layout
-from s2s.optim import build_optimizer, load_optimizer_state
 from s2s.signals import TrainingInterrupted
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
@@ -128,47 +124,6 @@ def test_one_batch_of_k_buckets_makes_the_update_of_k_accumulated_batches(tiny_p
     assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_the_optimizer_is_fused_adam_on_the_cpu_with_adams_update():
-    torch.manual_seed(0)
-    weights = [torch.nn.Linear(7, 5) for _ in range(2)]
-    weights[1].load_state_dict(weights[0].state_dict())
-    fused = build_optimizer(weights[0], 0.01)
-    plain = torch.optim.Adam(weights[1].parameters(), lr=0.01, foreach=False)
-    assert fused.param_groups[0]["fused"] == (TorchVersion(torch.__version__) >= (2, 4))
-    for _ in range(3):
-        x = torch.randn(4, 7)
-        for model, optimizer in zip(weights, (fused, plain)):
-            optimizer.zero_grad()
-            model(x).square().sum().backward()
-            optimizer.step()
-    for a, b in zip(weights[0].parameters(), weights[1].parameters()):
-        assert torch.allclose(a, b, atol=1e-6)
-
-
-def test_torch_before_2_4_gets_adam_unfused_on_the_cpu(monkeypatch):
-    monkeypatch.setattr(torch, "__version__", "2.3.1")
-    assert not build_optimizer(torch.nn.Linear(3, 2), 0.01).param_groups[0]["fused"]
-
-
-@pytest.mark.parametrize("saved_fused", [False, True])
-def test_a_checkpoints_optimizer_state_keeps_this_runs_kernel(saved_fused):
-    """A checkpoint of per-tensor Adam (older s2s) resumes fused, and a fused one resumes where torch has
-    no fused kernel; the moments carry over either way."""
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 2)
-    saved = torch.optim.Adam(model.parameters(), lr=0.01, fused=saved_fused)
-    model(torch.randn(4, 3)).sum().backward()
-    saved.step()
-    optimizer = build_optimizer(model, 0.01)
-    if saved_fused:
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)  # as torch < 2.4 builds it on the CPU
-    load_optimizer_state(optimizer, saved.state_dict())
-    assert bool(optimizer.param_groups[0]["fused"]) == (not saved_fused)
-    moments = saved.state_dict()["state"][0]["exp_avg"]
-    assert torch.equal(optimizer.state_dict()["state"][0]["exp_avg"], moments)
-    optimizer.step()
-
-
 def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_project, tiny_params, tmp_path):
     params = with_train(tiny_params, max_epochs=4, average_last=3)
     result = run(tiny_project, params, tmp_path / "m.pt", tmp_path / "last.pt")
@@ -200,24 +155,6 @@ def test_without_averaging_the_model_is_the_best_epoch(trained_project, trained_
     best = last["best_model"]
     assert set(best) == set(model.state_dict())
     assert all(torch.equal(value, best[key]) for key, value in model.state_dict().items())
-
-
-def test_precision_and_device_errors():
-    assert resolve_precision("auto", torch.device("cpu")) is None
-    assert resolve_precision("bf16", torch.device("cuda")) == torch.bfloat16
-    with pytest.raises(S2SError, match="train.precision: bf16 needs a CUDA device"):
-        resolve_precision("bf16", torch.device("cpu"))
-    if not torch.cuda.is_available():
-        with pytest.raises(S2SError, match="train.device: cuda requested"):
-            resolve_device("cuda")
-        assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(S2SError, match="--device: 'gpu' is not a device; use auto, cpu or cuda"):
-        resolve_device("gpu", "--device")
-
-
-def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(S2SError, match="dvc repro train"):
-        load_model(tmp_path / "none.pt", torch.device("cpu"))
 
 
 def start_training(root: Path, params: dict) -> subprocess.Popen:
@@ -290,23 +227,6 @@ def test_a_signal_during_validation_stops_at_the_end_of_that_epoch(trained_proje
     # the same as the run that was never stopped
     assert json.loads(json.dumps(resumed.quality())) == quality_of(trained_project)
     assert (tmp_path / "models" / "model.pt").read_bytes() == trained_project.model.read_bytes()
-
-
-def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_params, tmp_path):
-    data = ParallelData.load(tiny_project.tensors / "train.pt")
-    last = tmp_path / "last.pt"
-    torch.save({"fingerprint": fingerprint(tiny_params, data), "progress": {"stopped": False}}, last)
-    assert resume_point(last, tiny_params, data) is not None
-    # evaluate's decoding settings, threads and checkpoint frequency do not throw progress away
-    decoding = dataclasses.replace(tiny_params.eval, beam=1, len_penalty=0.6)
-    assert resume_point(last, dataclasses.replace(tiny_params, eval=decoding), data) is not None
-    assert resume_point(last, with_train(tiny_params, threads=1, checkpoint_every=7), data) is not None
-    # what changes the trained model does: an unfinished checkpoint of other params is ignored
-    valid_decoding = dataclasses.replace(tiny_params.eval, max_len_b=3)
-    for other in (with_train(tiny_params, lr=0.01), dataclasses.replace(tiny_params, eval=valid_decoding),
-                  dataclasses.replace(tiny_params, model=dataclasses.replace(tiny_params.model, hidden=16))):
-        assert resume_point(last, other, data) is None
-    assert resume_point(last, tiny_params, ParallelData.load(tiny_project.tensors / "valid.pt")) is None
 
 
 def test_a_finished_or_foreign_checkpoint_is_not_resumed(trained_project, trained_params, tmp_path):

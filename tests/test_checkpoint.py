@@ -1,0 +1,47 @@
+import dataclasses
+
+import pytest
+import torch
+
+from s2s.checkpoint import fingerprint, load_model, resume_point, save_model
+from s2s.errors import S2SError
+from s2s.subword import Vocabs
+from s2s.tensors import ParallelData
+from s2s.train import build_model
+from test_train import with_train
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(S2SError, match="dvc repro train"):
+        load_model(tmp_path / "none.pt", torch.device("cpu"))
+
+
+def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_params, tmp_path):
+    data = ParallelData.load(tiny_project.tensors / "train.pt")
+    last = tmp_path / "last.pt"
+    torch.save({"fingerprint": fingerprint(tiny_params, data), "progress": {"stopped": False}}, last)
+    assert resume_point(last, tiny_params, data) is not None
+    # evaluate's decoding settings, threads and checkpoint frequency do not throw progress away
+    decoding = dataclasses.replace(tiny_params.eval, beam=1, len_penalty=0.6)
+    assert resume_point(last, dataclasses.replace(tiny_params, eval=decoding), data) is not None
+    assert resume_point(last, with_train(tiny_params, threads=1, checkpoint_every=7), data) is not None
+    # what changes the trained model does: an unfinished checkpoint of other params is ignored
+    valid_decoding = dataclasses.replace(tiny_params.eval, max_len_b=3)
+    for other in (with_train(tiny_params, lr=0.01), dataclasses.replace(tiny_params, eval=valid_decoding),
+                  dataclasses.replace(tiny_params, model=dataclasses.replace(tiny_params.model, hidden=16))):
+        assert resume_point(last, other, data) is None
+    assert resume_point(last, tiny_params, ParallelData.load(tiny_project.tensors / "valid.pt")) is None
+
+
+def test_a_saved_model_loads_with_its_params_and_vocabularies(tiny_project, tiny_params, tmp_path):
+    vocabs = Vocabs.load(tiny_project.spm)
+    torch.manual_seed(0)
+    model = build_model(tiny_params.model, vocabs)
+    path = tmp_path / "models" / "m.pt"
+    save_model(path, model.state_dict(), tiny_params, vocabs, step=7)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.pt"]  # no .part left beside it
+    loaded, checkpoint = load_model(path, torch.device("cpu"))
+    assert not loaded.training and loaded.config == tiny_params.model
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in loaded.state_dict().items())
+    assert checkpoint["step"] == 7 and checkpoint["params"] == dataclasses.asdict(tiny_params)
+    assert Vocabs.from_protos(checkpoint["spm"]).tgt.encode("ein hund") == vocabs.tgt.encode("ein hund")
