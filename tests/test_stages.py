@@ -49,7 +49,9 @@ def test_every_stage_script_is_a_stage_and_runs_python_on_it():
 
 def test_every_stage_depends_on_exactly_the_code_it_imports():
     """Editing any module a stage imports, directly or not, makes `dvc status` report that stage."""
-    assert undeclared_and_extra(dvc_stages()) == {}
+    problems = undeclared_and_extra(dvc_stages())
+    assert not problems, "; ".join(f"stage {name} imports but does not list {sorted(missing)}, lists but does "
+                                   f"not import {sorted(extra)}" for name, (missing, extra) in problems.items())
     closure = code_deps("evaluate")
     assert {"stages/common.py", "src/s2s/config.py", "src/s2s/atomic.py", "src/s2s/errors.py",
             "src/s2s/model/decoder.py"} <= set(closure)
