@@ -45,3 +45,27 @@ def test_a_saved_model_loads_with_its_params_and_vocabularies(tiny_project, tiny
     assert all(torch.equal(value, model.state_dict()[key]) for key, value in loaded.state_dict().items())
     assert checkpoint["step"] == 7 and checkpoint["params"] == dataclasses.asdict(tiny_params)
     assert Vocabs.from_protos(checkpoint["spm"]).tgt.encode("ein hund") == vocabs.tgt.encode("ein hund")
+
+
+class Payload:
+    """Unpickling this runs code: what a crafted model file would do."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch payload-ran",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    crafted = tmp_path / "model.pt"
+    torch.save({"model": Payload()}, crafted)
+    with pytest.raises(S2SError, match=r"model\.pt: not an s2s checkpoint that loads safely .*use a model s2s wrote"):
+        load_model(crafted, torch.device("cpu"))
+    assert not (tmp_path / "payload-ran").exists()
+
+
+def test_a_damaged_checkpoint_is_one_clear_error(tmp_path):
+    damaged = tmp_path / "model.pt"
+    damaged.write_bytes(b"not a torch file")
+    with pytest.raises(S2SError, match=r"model\.pt: cannot be read as a checkpoint; it is damaged or not a torch file"):
+        load_model(damaged, torch.device("cpu"))

@@ -11,6 +11,8 @@ import dataclasses
 import hashlib
 import json
 import logging
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -41,11 +43,27 @@ def save_model(path: Path, state: dict, params: Params, vocabs: Vocabs, **extra)
                      "params": params_to_dict(params), "spm": vocabs.to_protos(), **extra}, path)
 
 
+def load_checkpoint(path: Path, device: torch.device | str) -> dict:
+    """A checkpoint dict, unpickled with ``weights_only=True``: tensors, numbers, strings, bytes and
+    plain containers only, so a crafted file cannot run code. Anything else is one clear error."""
+    damaged = S2SError(f"{path}: cannot be read as a checkpoint; it is damaged or not a torch file: "
+                       "train it again or copy it whole")
+    if not zipfile.is_zipfile(path):  # every torch.save since torch 1.6 writes a zip archive
+        raise damaged
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise S2SError(f"{path}: not an s2s checkpoint that loads safely (it holds objects other than "
+                       "tensors and plain data, whose loading could run code); use a model s2s wrote") from None
+    except (RuntimeError, EOFError, OSError):
+        raise damaged from None
+
+
 def load_model(path: Path, device: torch.device) -> tuple[Seq2Seq, dict]:
     """The model of a checkpoint, in eval mode on ``device``, and the checkpoint dict."""
     if not Path(path).exists():
         raise S2SError(f"{path}: model checkpoint not found; train one with `dvc repro train`")
-    checkpoint = torch.load(path, map_location=device, weights_only=False)
+    checkpoint = load_checkpoint(path, device)
     config = ModelConfig(**checkpoint["model_config"])
     state = checkpoint["model"]
     model = Seq2Seq(config, state["encoder.embed.weight"].size(0), state["decoder.embed.weight"].size(0))
@@ -74,7 +92,7 @@ def resume_point(last_path: Path, params: Params, train_data: ParallelData) -> O
     """
     if not last_path.exists():
         return None
-    checkpoint = torch.load(last_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(last_path, "cpu")
     if checkpoint.get("fingerprint") != fingerprint(params, train_data) or checkpoint["progress"]["stopped"]:
         log.info("%s belongs to other params or a finished run; training from scratch", last_path)
         return None
