@@ -39,9 +39,10 @@ def run(params: Params, layout: Layout) -> None:
     if params.eval.beam > 1:
         decoders["greedy"] = greedy
     quality, speed = {}, {"device": str(device)}
+    valid = ParallelData.load(layout.split_tensors("valid"))
     for split in ["valid", *params.data.test_sets]:
         references = read_lines(layout.raw_corpus(params.data.corpus) / f"{split}.{params.data.tgt}")
-        data = ParallelData.load(layout.split_tensors(split))
+        data = valid if split == "valid" else ParallelData.load(layout.split_tensors(split))
         speed[split] = {}
         for name, translator in decoders.items():
             suffix = ".greedy" if name != main else ""
@@ -54,7 +55,6 @@ def run(params: Params, layout: Layout) -> None:
             log.info("evaluate %s (%s): BLEU %.2f, BLEU lc %.2f, chrF %.2f, TER %.2f, %.1f sentences/s",
                      split, name, scores.bleu, scores.bleu_lc, scores.chrf, scores.ter,
                      speed[split][name]["sentences_per_s"])
-    valid = ParallelData.load(layout.split_tensors("valid"))
     plot_attention(greedy, valid, list(range(min(ATTENTION_PLOTS, len(valid)))), layout.attention_plots)
     write_json(layout.metrics / "eval.json", quality)
     write_json(layout.metrics / "decode_speed.json", speed)
