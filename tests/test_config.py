@@ -119,3 +119,187 @@ def test_the_defaults_are_the_committed_params_yaml():
     from conftest import ROOT
     committed = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     assert params_to_dict(Params()) == committed
+
+
+def test_new_knobs_have_their_defaults_and_old_models_params_still_load():
+    params = params_from_dict({})
+    assert params.clean.max_chars == 1000 and params.tensorize.max_pieces == 250
+    # A model saved before `tensorize` and `clean.max_chars` existed: its params dict lacks them.
+    saved = params_to_dict(Params())
+    del saved["tensorize"], saved["clean"]["max_chars"]
+    assert params_from_dict(saved, source="models/model.pt") == Params()
+    assert params_from_dict({"tensorize": {"max_pieces": 16}}).tensorize.max_pieces == 16
+    with pytest.raises(ConfigError, match=r"tensorize\.max_pieces: 0 is out of range; expected \[1, 100000\]"):
+        params_from_dict({"tensorize": {"max_pieces": 0}})
+    with pytest.raises(ConfigError, match=r"clean\.max_chars: 0 is out of range; expected >= 1"):
+        params_from_dict({"clean": {"max_chars": 0}})
+    assert list(params_to_dict(Params()))[2:4] == ["spm", "tensorize"]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"data": {"test_sets": ["../evil"]}},
+     r"^params\.yaml: data\.test_sets\[0\]: '\.\./evil' is not a valid split name; use letters, digits, '_' and '-' "
+     r"\(it names files under data/\)$"),
+    ({"data": {"test_sets": ["test", "a/b"]}}, r"data\.test_sets\[1\]: 'a/b' is not a valid split name"),
+    ({"data": {"test_sets": [""]}}, r"data\.test_sets\[0\]: '' is not a valid split name"),
+    ({"data": {"corpus": "../x"}}, r"data\.corpus: '\.\./x' is not a valid corpus name; use letters"),
+    ({"data": {"src": "de/.."}}, r"data\.src: 'de/\.\.' is not a valid language code; use letters"),
+    ({"data": {"tgt": ".en"}}, r"data\.tgt: '\.en' is not a valid language code"),
+    ({"data": {"corpus": "custom", "files": {"../x": {"src": "a", "tgt": "b"}}}},
+     r"data\.files: '\.\./x' is not a valid split name; use letters, digits, '_' and '-' \(it names files"),
+    ({"data": {"test_sets": ["train"]}},
+     r"data\.test_sets\[0\]: 'train' is the training split, not a test set: its files under data/ would be "
+     r"overwritten; remove it"),
+    ({"data": {"test_sets": ["test", "valid"]}},
+     r"data\.test_sets\[1\]: 'valid' is the validation split, which is always evaluated: its outputs would be "
+     r"written twice; remove it"),
+    ({"data": {"test_sets": ["Valid"]}}, r"'Valid' is the validation split.*differ only in case"),
+    ({"data": {"test_sets": ["a", "b", "a"]}}, r"data\.test_sets\[2\]: 'a' repeats data\.test_sets\[0\].*list each "
+                                               r"test set once"),
+    ({"data": {"files": {"t": {"src": "a", "tgt": "b", "tgt_sha256": "ABC"}}}},
+     r"data\.files\.t\.tgt_sha256: 'ABC' is not a sha256; give 64 lowercase hex digits"),
+])
+def test_names_that_become_file_names_stay_under_data(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        params_from_dict(raw, source="params.yaml")
+
+
+def test_valid_names_still_load():
+    params = params_from_dict({"data": {"corpus": "custom", "src": "pt-BR", "tgt": "zh_Hans",
+                                        "test_sets": ["test", "test-2017", "2018"],
+                                        "files": {"train": {"src": "a/../b.gz", "tgt": "b", "src_sha256": "0" * 64}}}})
+    assert params.data.test_sets == ["test", "test-2017", "2018"]
+    assert params_from_dict({"data": {"test_sets": []}}).data.test_sets == []
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
+    path = write(tmp_path, "train:\n  lr: 0.1\nmodel:\n  hidden: 64\ntrain:\n  seed: 1\n")
+    with pytest.raises(ConfigError, match=r"params\.yaml: train: duplicate key \(lines 1 and 5\); YAML would "
+                                          r"silently keep only the last one"):
+        load_params(path)
+    path = write(tmp_path, "train:\n  lr: 0.1\n  seed: 3\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match=r"train\.lr: duplicate key \(lines 2 and 4\)"):
+        load_params(path)
+    from s2s.config import load_params_with_overrides
+    with pytest.raises(ConfigError, match=r"train\.lr: duplicate key \(lines 2 and 4\)"):
+        load_params_with_overrides(path, ["model.hidden=64"])
+    # A merge key (<<) may be overridden: that is what it is for.
+    path = write(tmp_path, "model: &m {hidden: 64, emb: 32}\ntrain: {lr: 0.1}\n")
+    assert load_params(path).model.hidden == 64
+    path = write(tmp_path, "data:\n  files:\n    base: &f {src: a, tgt: b}\n    train: {<<: *f, tgt: c}\n")
+    assert load_params(path).data.files["train"].tgt == "c"
+
+
+def test_yaml11_exponent_without_a_dot_is_a_float(tmp_path):
+    from s2s.config import load_params_with_overrides
+    path = write(tmp_path, "train:\n  lr: 1e-3\n  min_lr: 1e-6\n")
+    params = load_params(path)
+    assert params.train.lr == 0.001 and isinstance(params.train.lr, float) and params.train.min_lr == 1e-6
+    assert load_params_with_overrides(path, ["train.lr=5e-4"]).train.lr == 0.0005
+    assert params_from_dict({"eval": {"max_len_a": "2"}}).eval.max_len_a == 2.0
+    with pytest.raises(ConfigError, match=r"train\.lr: expected float, got 'inf' \(str\)"):
+        params_from_dict({"train": {"lr": "inf"}})
+    with pytest.raises(ConfigError, match=r"train\.clip_grad: inf is not finite; give a finite value"):
+        params_from_dict({"train": {"clip_grad": float("inf")}})
+    with pytest.raises(ConfigError, match=r"model\.hidden: expected int, got '1e3' \(str\); quote-free integer "
+                                          r"expected, e.g\. 1000"):
+        load_params(write(tmp_path, "model:\n  hidden: 1e3\n"))
+    with pytest.raises(ConfigError, match=r"model\.hidden: expected int, got '512' \(str\); quote-free integer"):
+        params_from_dict({"model": {"hidden": "512"}})
+    with pytest.raises(ConfigError, match=r"model\.hidden: expected int, got 512\.0 \(float\); a whole number is "
+                                          r"needed, e\.g\. 512"):
+        params_from_dict({"model": {"hidden": 512.0}})
+
+
+def test_yaml11_misreadings_say_what_to_write(tmp_path):
+    cases = [
+        ("data:\n  src: no\n", r"data\.src: expected str, got False \(bool\); write 'no' in quotes: YAML reads no "
+                               r"as a boolean$"),
+        ("data:\n  test_sets: [test, off]\n", r"data\.test_sets\[1\]: expected str, got False \(bool\); write 'off' "
+                                              r"in quotes: YAML reads off as a boolean"),
+        ("model:\n  cell: ON\n", r"model\.cell: .*write 'ON' in quotes: YAML reads ON as a boolean"),
+        ("data:\n  test_sets: [010]\n", r"data\.test_sets\[0\]: expected str, got 8 \(int\); write '010' in quotes"),
+        ("data:\n  test_sets: 2016\n", r"data\.test_sets: expected a list, got 2016 \(int\); write \['2016'\] for "
+                                       r"one entry"),
+        ("data:\n  test_sets:\n", r"data\.test_sets: expected a list, got null; write \[\] for none"),
+        ("data:\n  src:\n", r"data\.src: no value \(null\), a str is needed; give one, or remove the key to use "
+                            r"the default"),
+        ("train:\n  lr: ~\n", r"train\.lr: no value \(null\), a float is needed"),
+        ("train:\n", r"train: empty section \(null\); give its keys, or remove it to use the defaults"),
+        ("train: 5\n", r"train: expected a mapping of keys, got 5 \(int\)"),
+        ("- a\n", r"params: expected a mapping of keys, got \['a'\] \(list\)"),
+        ("train:\n  seed: 010\n", r"train\.seed: YAML 1\.1 reads 010 as the octal number 8; write it without the "
+                                  r"leading 0"),
+        ("train:\n  seed: 1:30\n", r"train\.seed: YAML 1\.1 reads 1:30 as the base-60 number 90"),
+        ("model:\n  bidirectional: 'true'\n", r"model\.bidirectional: expected bool, got 'true' \(str\); write true "
+                                              r"or false, without quotes"),
+        ("model:\n  hidden: yes\n", r"model\.hidden: expected int, got True \(bool\); YAML reads yes as a boolean"),
+        ("data:\n  files:\n    yes: {src: a, tgt: b}\n", r"data\.files: key True \(bool\) is a boolean .*write the "
+                                                          r"key in quotes"),
+    ]
+    for text, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            load_params(write(tmp_path, text))
+    assert load_params(write(tmp_path, "data:\n  src: 'no'\n  tgt: en\n  test_sets: ['010']\n")).data.src == "no"
+    with pytest.raises(ConfigError, match=r"data\.src: expected str, got False \(bool\); write the text in quotes: "
+                                          r"YAML reads no, off and false as booleans"):
+        params_from_dict({"data": {"src": False}})  # no source text to quote: the possible words
+
+
+def test_yaml11_misreadings_in_overrides(tmp_path):
+    from s2s.config import load_params_with_overrides
+    path = write(tmp_path, "data:\n  src: de\n")
+    with pytest.raises(ConfigError, match=r"data\.src: expected str, got False \(bool\); write 'no' in quotes"):
+        load_params_with_overrides(path, ["data.src=no"])
+    assert load_params_with_overrides(path, ["data.src=nb", "data.tgt='no'"]).data.tgt == "no"
+    with pytest.raises(ConfigError, match=r"override 'model\.hidden=\[1': the value is not valid YAML \(.* at line "
+                                          r"1, column 3\); quote it"):
+        load_params_with_overrides(path, ["model.hidden=[1"])
+    with pytest.raises(ConfigError, match=r"data\.files\.a: duplicate key \(twice on line 1\)"):
+        load_params_with_overrides(path, ["data.files={a: {src: x}, a: {src: y}}"])
+    with pytest.raises(ConfigError, match=r"params: expected a mapping of keys"):  # not an AttributeError
+        load_params_with_overrides(write(tmp_path, "- a\n"), ["model.hidden=8"])
+
+
+def test_unreadable_files_are_one_line_errors(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"data:\n  src: \xff\n")
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text \(.*\); save it as UTF-8"):
+        load_params(bad)
+    with pytest.raises(ConfigError, match=r"not valid YAML \(expected ',' or '\]', but got '<stream end>' at line 2, "
+                                          r"column 1\); fix the syntax") as err:
+        load_params(write(tmp_path, "model: [unclosed\n"))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"not valid YAML \(could not determine a constructor"):
+        load_params(write(tmp_path, "train:\n  lr: !!python/name:os.system\n"))
+
+
+def test_values_that_cannot_work_together():
+    with pytest.raises(ConfigError, match=r"eval\.max_len_b: 0 with eval\.max_len_a: 0\.0 allows no output token.*"
+                                          r"every translation would be empty; raise eval\.max_len_b"):
+        params_from_dict({"eval": {"max_len_a": 0, "max_len_b": 0}})
+    with pytest.raises(ConfigError, match=r"eval\.max_len_b: 0 with eval\.max_len_a: 0\.001 allows no output token"):
+        params_from_dict({"eval": {"max_len_a": 0.001, "max_len_b": 0}})
+    assert params_from_dict({"eval": {"max_len_a": 0, "max_len_b": 1}}).eval.max_len_b == 1
+    assert params_from_dict({"eval": {"max_len_a": 1.0, "max_len_b": 0}}).eval.max_len_a == 1.0
+    with pytest.raises(ConfigError, match=r"train\.min_lr: 0\.01 is above train\.lr 0\.002, so the plateau schedule "
+                                          r"could never lower the lr; set train\.min_lr below train\.lr, or "
+                                          r"train\.lr_schedule: constant"):
+        params_from_dict({"train": {"min_lr": 0.01}})
+    for schedule in ("constant", "inverse_sqrt"):  # min_lr is the plateau schedule's floor only
+        assert params_from_dict({"train": {"min_lr": 0.01, "lr_schedule": schedule}}).train.min_lr == 0.01
+    assert params_from_dict({"train": {"min_lr": 0.002}}).train.min_lr == 0.002
+    with pytest.raises(ConfigError, match=r"train\.precision: bf16 autocast needs CUDA, and train\.device is cpu; "
+                                          r"set train\.precision: auto or fp32, or train\.device: cuda"):
+        params_from_dict({"train": {"precision": "bf16", "device": "cpu"}})
+    assert params_from_dict({"train": {"precision": "bf16"}}).train.device == "auto"
+    # warmup_steps matters to inverse_sqrt only; an unused value is no error.
+    assert params_from_dict({"train": {"warmup_steps": 1, "lr_schedule": "plateau"}}).train.warmup_steps == 1
+    with pytest.raises(ConfigError, match=r"data\.tgt: equals data\.src"):
+        params_from_dict({"data": {"src": "de", "tgt": "DE"}})

@@ -3,13 +3,17 @@
 Every knob of the pipeline is a field here. Loading checks that every key is
 known (with a "did you mean" for typos), that every value has the right type,
 and that it lies in its range or among its choices. Errors name the key path:
-``model.hiden: unknown parameter; did you mean model.hidden?``.
+``model.hiden: unknown parameter; did you mean model.hidden?``. Duplicate keys and YAML 1.1's
+surprises (``no`` is a boolean, ``010`` octal, ``1e-3`` a string) are caught or fixed; names that
+become file names under data/ must be plain names; combinations that cannot work are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -65,6 +69,8 @@ class CleanConfig:
 
     normalization: str = _knob("NFC", choices=("NFC", "NFKC"), doc="Unicode normal form")
     max_len: int = _knob(80, low=1, doc="drop training pairs with a side longer than this (words)")
+    max_chars: int = _knob(1000, low=1, doc="drop training pairs with a side longer than this (characters, "
+                                            "however few its words)")
     max_ratio: float = _knob(3.0, low=1.0, doc="drop training pairs whose length ratio exceeds this")
     dedupe: bool = _knob(True, doc="drop repeated training pairs")
 
@@ -78,6 +84,16 @@ class SpmConfig:
     joint: bool = _knob(True, doc="one vocabulary for both languages")
     character_coverage: float = _knob(1.0, low=0.9, high=1.0, doc="share of characters covered")
     seed: int = _knob(42, low=0, doc="SentencePiece random seed")
+
+
+@dataclass(frozen=True)
+class TensorizeConfig:
+    """Token ids of every split, and the length limit of sentences (stage tensorize; also s2s translate)."""
+
+    max_pieces: int = _knob(250, low=1, high=100_000,
+                            doc="valid and test sentences longer than this (SentencePiece pieces, either side) are "
+                                "truncated with a warning naming the line, never dropped; also the default input "
+                                "limit of s2s translate")
 
 
 @dataclass(frozen=True)
@@ -156,50 +172,157 @@ class Params:
     data: DataConfig = field(default_factory=DataConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     spm: SpmConfig = field(default_factory=SpmConfig)
+    tensorize: TensorizeConfig = field(default_factory=TensorizeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-def _read_params_file(path: Path) -> Any:
-    """The parsed YAML of a params file (``{}`` when empty); a missing file or bad YAML is a ConfigError."""
+# Names that become file names under data/ (data/raw/<corpus>/<split>.<lang>, data/clean/<split>.src, ...).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_NAME_RULE = "use letters, digits, '_' and '-' (it names files under data/)"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1) that refuses duplicate keys, which PyYAML merges silently (the last
+    wins), and notes the source text of every scalar it does not read as a string (``no`` -> False,
+    ``010`` -> 8), keyed by the param path, so that errors can quote what the user wrote."""
+
+    def __init__(self, stream: str, root: str = ""):
+        super().__init__(stream)
+        self.root = root
+        self.words: dict[str, str] = {}
+        self._surveyed: set[int] = set()
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._survey(node, self.root)  # before construction: merges (<<) rewrite the nodes in place
+        return super().construct_document(node)
+
+    def _survey(self, node: yaml.Node, path: str) -> None:
+        if id(node) in self._surveyed:  # an alias: seen where its anchor is
+            return
+        self._surveyed.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag != _STR_TAG:
+                self.words.setdefault(path, node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._survey(item, f"{path}[{i}]")
+        elif isinstance(node, yaml.MappingNode):
+            self.check_mapping_keys(node, path)
+
+    def check_mapping_keys(self, node: yaml.MappingNode, path: str) -> None:
+        """Refuse a key given twice in ``node`` (the mapping at ``path``), naming both lines."""
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:  # `<<: *base`: its keys may be overridden here, that is what it is for
+                for merged in (value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]):
+                    self._survey(merged, path)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node, deep=True)
+            child = f"{path}.{key}" if path else str(key)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                where = f"lines {lines[key]} and {line}" if lines[key] != line else f"twice on line {line}"
+                raise ConfigError(f"{child}: duplicate key ({where}); YAML would silently "
+                                  "keep only the last one: remove one, or merge the two")
+            lines[key] = line
+            self._survey(value_node, child)
+
+
+def _one_line(err: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong, and where."""
+    problem = getattr(err, "problem", None)
+    mark = getattr(err, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(err).split())
+
+
+def _parse_yaml(text: str, root: str = "") -> tuple[Any, dict[str, str]]:
+    """The data of one YAML document and the source text of its non-string scalars (see :class:`_ParamsLoader`)."""
+    loader = _ParamsLoader(text, root)
+    try:
+        return loader.get_single_data(), loader.words
+    finally:
+        loader.dispose()
+
+
+def _read_params_file(path: Path) -> tuple[Any, dict[str, str]]:
+    """The parsed YAML of a params file (``{}`` when empty) and its scalars' source text; a missing, unreadable
+    or bad file is a ConfigError."""
     if not path.exists():
         raise ConfigError(f"{path}: params file not found; run from the project root or pass --params")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); "
+                          "save it as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it ({err.strerror or err})") from None
+    try:
+        raw, words = _parse_yaml(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from None
+        raise ConfigError(f"{path}: not valid YAML ({_one_line(err)}); fix the syntax") from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return (raw if raw is not None else {}), words
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate a params file; raise :class:`ConfigError` naming the bad key."""
-    return params_from_dict(_read_params_file(Path(path)), source=str(path))
+    raw, words = _read_params_file(Path(path))
+    return _params_from_raw(raw, str(path), words)
 
 
 def load_params_with_overrides(path: str | Path, overrides: list[str]) -> Params:
     """Like :func:`load_params`, with ``key.path=value`` overrides (values parsed as YAML), as in `dvc exp run -S`."""
     path = Path(path)
-    raw = _read_params_file(path)
+    raw, words = _read_params_file(path)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {override!r}: expected key.path=value, e.g. model.hidden=256")
+        if not isinstance(raw, dict):
+            break  # the file itself is not a mapping: params_from_raw says so
         node = raw
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {override!r}: {part} is not a section")
-        node[leaf] = yaml.safe_load(value)
-    return params_from_dict(raw, source=str(path))
+        try:
+            node[leaf], value_words = _parse_yaml(value, key)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {override!r}: the value is not valid YAML ({_one_line(err)}); "
+                              "quote it") from None
+        except ConfigError as err:
+            raise ConfigError(f"override {override!r}: {err}") from None
+        words = {k: v for k, v in words.items() if k != key and not k.startswith((f"{key}.", f"{key}["))}
+        words.update(value_words)
+    return _params_from_raw(raw, str(path), words)
 
 
 def params_from_dict(raw: Any, source: str = "params") -> Params:
-    """Build :class:`Params` from a nested dict, validating every key and value."""
+    """Build :class:`Params` from a nested dict, validating every key and value.
+
+    Sections or keys that are missing get their defaults: the params of a model saved before a knob
+    existed still load."""
+    return _params_from_raw(raw, source, {})
+
+
+def _params_from_raw(raw: Any, source: str, words: typing.Mapping[str, str]) -> Params:
+    """:func:`params_from_dict`, with ``words``: the YAML source text of non-string scalars, by param path."""
     try:
-        params = _build(Params, raw, "")
+        params = _build(Params, raw, "", words)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+    _check_names(params, source)
     _check_cross_fields(params, source)
     return params
 
@@ -209,8 +332,46 @@ def params_to_dict(params: Params) -> dict:
     return dataclasses.asdict(params)
 
 
+def _check_name(value: str, path: str, what: str, source: str) -> None:
+    if not _NAME.fullmatch(value):
+        raise ConfigError(f"{source}: {path}: {value!r} is not a valid {what}; {_NAME_RULE}")
+
+
+def _check_names(params: Params, source: str) -> None:
+    """Names that become file names must stay file names under data/; test sets must not reuse a split."""
+    data = params.data
+    _check_name(data.corpus, "data.corpus", "corpus name", source)
+    _check_name(data.src, "data.src", "language code", source)
+    _check_name(data.tgt, "data.tgt", "language code", source)
+    for split in data.files:
+        _check_name(split, f"data.files.{split}" if _NAME.fullmatch(split) else "data.files",
+                    "split name", source)
+    seen: dict[str, int] = {}
+    for i, split in enumerate(data.test_sets):
+        path = f"data.test_sets[{i}]"
+        _check_name(split, path, "split name", source)
+        if split.lower() in ("train", "valid"):
+            what = ("the training split, not a test set: its files under data/ would be overwritten"
+                    if split.lower() == "train" else
+                    "the validation split, which is always evaluated: its outputs would be written twice")
+            case = "" if split in ("train", "valid") else \
+                " (names that differ only in case are one file on some systems)"
+            raise ConfigError(f"{source}: {path}: {split!r} is {what}{case}; remove it")
+        if split.lower() in seen:
+            raise ConfigError(f"{source}: {path}: {split!r} repeats data.test_sets[{seen[split.lower()]}] "
+                              "(names that differ only in case share files on some systems); list each test "
+                              "set once")
+        seen[split.lower()] = i
+    for split, files in data.files.items():
+        for side in ("src", "tgt"):
+            digest = getattr(files, f"{side}_sha256")
+            if digest is not None and not _SHA256.fullmatch(digest):
+                raise ConfigError(f"{source}: data.files.{split}.{side}_sha256: {digest!r} is not a sha256; "
+                                  "give 64 lowercase hex digits (what sha256sum prints), or null")
+
+
 def _check_cross_fields(params: Params, source: str) -> None:
-    if params.data.src == params.data.tgt:
+    if params.data.src.lower() == params.data.tgt.lower():
         raise ConfigError(f"{source}: data.tgt: equals data.src ({params.data.src!r}); "
                           "pick two different languages")
     if params.model.bidirectional and params.model.hidden % 2:
@@ -235,12 +396,40 @@ def _check_cross_fields(params: Params, source: str) -> None:
     if params.train.average_last == 1:
         raise ConfigError(f"{source}: train.average_last: 1 averages a single epoch; "
                           "use 0 (off) or a k of at least 2")
+    train = params.train
+    if train.lr_schedule == "plateau" and train.min_lr > train.lr:
+        raise ConfigError(f"{source}: train.min_lr: {train.min_lr} is above train.lr {train.lr}, so the plateau "
+                          "schedule could never lower the lr; set train.min_lr below train.lr, or "
+                          "train.lr_schedule: constant")
+    if train.precision == "bf16" and train.device == "cpu":
+        raise ConfigError(f"{source}: train.precision: bf16 autocast needs CUDA, and train.device is cpu; "
+                          "set train.precision: auto or fp32, or train.device: cuda")
+    a, b, longest = params.eval.max_len_a, params.eval.max_len_b, params.tensorize.max_pieces
+    if math.floor(a * longest) + b < 1:
+        raise ConfigError(f"{source}: eval.max_len_b: {b} with eval.max_len_a: {a} allows no output token, even "
+                          f"for a source of tensorize.max_pieces ({longest}) pieces (max output length = "
+                          "a * src_len + b): every translation would be empty; raise eval.max_len_b (e.g. 10) "
+                          "or eval.max_len_a (e.g. 1.5)")
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
+def _kind(value: Any) -> str:
+    """The YAML name of ``value``'s type."""
+    return {type(None): "null", bool: "bool", int: "int", float: "float", str: "str", list: "list",
+            dict: "mapping"}.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, cut to one short line."""
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _build(cls: type, raw: Any, prefix: str, words: typing.Mapping[str, str]) -> Any:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'params'}: expected a mapping, "
-                          f"got {type(raw).__name__}")
+        where = prefix.rstrip(".") or "params"
+        if raw is None:
+            raise ConfigError(f"{where}: empty section (null); give its keys, or remove it to use the defaults")
+        raise ConfigError(f"{where}: expected a mapping of keys, got {_show(raw)} ({_kind(raw)})")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
@@ -251,32 +440,88 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
             hint = f"; did you mean {prefix}{close[0]}?" if close else \
                 f"; known keys: {', '.join(prefix + k for k in fields)}"
             raise ConfigError(f"{path}: unknown parameter{hint}")
-        values[key] = _coerce(hints[key], value, path, fields[key].metadata)
+        values[key] = _coerce(hints[key], value, path, fields[key].metadata, words)
     return cls(**values)
 
 
-def _coerce(hint: Any, value: Any, path: str, meta: typing.Mapping) -> Any:
+def _coerce(hint: Any, value: Any, path: str, meta: typing.Mapping, words: typing.Mapping[str, str]) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (Union, types.UnionType) and type(None) in args:
         if value is None:
             return None
         inner = next(a for a in args if a is not type(None))
-        return _coerce(inner, value, path, meta)
+        return _coerce(inner, value, path, meta, words)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path + ".")
+        return _build(hint, value, path + ".", words)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        return [_coerce(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(value)]
+            fix = "write [] for none" if value is None else \
+                "write [a, b] or one '- a' line per entry" if isinstance(value, dict) else \
+                f"write [{value if isinstance(value, str) else repr(words.get(path, str(value)))}] for one entry"
+            raise ConfigError(f"{path}: expected a list, got {_show(value)}"
+                              f"{'' if value is None else f' ({_kind(value)})'}; {fix}")
+        return [_coerce(args[0], v, f"{path}[{i}]", {}, words) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
-        return {str(k): _coerce(args[1], v, f"{path}.{k}", {}) for k, v in value.items()}
-    return _check_scalar(hint, value, path, meta)
+            fix = "; write {} for none" if value is None else ""
+            raise ConfigError(f"{path}: expected a mapping, got {_show(value)}"
+                              f"{'' if value is None else f' ({_kind(value)})'}{fix}")
+        for k in value:
+            if not isinstance(k, str):
+                why = "a boolean (YAML reads yes, no, on, off as booleans)" if isinstance(k, bool) else "not text"
+                raise ConfigError(f"{path}: key {k!r} ({_kind(k)}) is {why}; write the key in quotes")
+        return {k: _coerce(args[1], v, f"{path}.{k}", {}, words) for k, v in value.items()}
+    return _check_scalar(hint, value, path, meta, words)
 
 
-def _check_scalar(hint: type, value: Any, path: str, meta: typing.Mapping) -> Any:
+def _yaml11_number(word: Optional[str], value: Any) -> Optional[str]:
+    """How YAML 1.1 misread ``word`` (the source text) as the number ``value``, if it did: octal, base 60."""
+    if word is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    digits = word.lstrip("+-")
+    if re.fullmatch(r"0[0-7_]+", digits):
+        return f"YAML 1.1 reads {word} as the octal number {value}; write it without the leading 0"
+    if ":" in digits:
+        return f"YAML 1.1 reads {word} as the base-60 number {value}; write {value}"
+    return None
+
+
+def _check_scalar(hint: type, value: Any, path: str, meta: typing.Mapping, words: typing.Mapping[str, str]) -> Any:
+    word = words.get(path)
+    name = hint.__name__
+    got = f"expected {name}, got {_show(value)} ({_kind(value)})"
+    if value is None:
+        raise ConfigError(f"{path}: no value (null), a {name} is needed; give one, or remove the key "
+                          "to use the default")
+    if hint is str:
+        if isinstance(value, bool):
+            if word is None:
+                raise ConfigError(f"{path}: {got}; write the text in quotes: YAML reads "
+                                  f"{'yes, on and true' if value else 'no, off and false'} as booleans")
+            raise ConfigError(f"{path}: {got}; write '{word}' in quotes: YAML reads {word} as a boolean")
+        if isinstance(value, (int, float)):
+            word = word or str(value)
+            raise ConfigError(f"{path}: {got}; write '{word}' in quotes: YAML reads {word} as a number")
+    elif hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: {got}; write true or false, without quotes")
+    elif isinstance(value, bool):
+        raise ConfigError(f"{path}: {got}; YAML reads {word or str(value).lower()} as a boolean: "
+                          f"write a number")
+    elif hint is int:
+        if isinstance(value, str):
+            number = _finite_float(value)
+            example = f", e.g. {int(number)}" if number is not None and number.is_integer() else ""
+            raise ConfigError(f"{path}: {got}; quote-free integer expected{example}")
+        if isinstance(value, float):
+            example = f", e.g. {int(value)}" if math.isfinite(value) and value.is_integer() else ""
+            raise ConfigError(f"{path}: {got}; a whole number is needed{example}")
+    elif hint is float and isinstance(value, str):
+        number = _finite_float(value)
+        if number is None:  # YAML 1.1 needs a dot in a float (1.0e-3); `lr: 1e-3` and `-S train.lr=1e-3` are text
+            raise ConfigError(f"{path}: {got}")
+        value = number
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -284,10 +529,15 @@ def _check_scalar(hint: type, value: Any, path: str, meta: typing.Mapping) -> An
         str: isinstance(value, str),
     }[hint]
     if not ok:
-        raise ConfigError(f"{path}: expected {hint.__name__}, got {value!r} ({type(value).__name__})")
+        raise ConfigError(f"{path}: {got}")
+    misread = _yaml11_number(word, value) if hint in (int, float) else None
+    if misread:
+        raise ConfigError(f"{path}: {misread}")
     value = hint(value)
     if value != value:  # NaN passes every range check
         raise ConfigError(f"{path}: {value!r} is not a number; give a finite value")
+    if hint is float and not math.isfinite(value):
+        raise ConfigError(f"{path}: {value!r} is not finite; give a finite value")
     choices = meta.get("choices") or ()
     if choices and value not in choices:
         raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, choices))}")
@@ -296,3 +546,12 @@ def _check_scalar(hint: type, value: Any, path: str, meta: typing.Mapping) -> An
         bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ConfigError(f"{path}: {value!r} is out of range; expected {bounds}")
     return value
+
+
+def _finite_float(text: str) -> Optional[float]:
+    """``float(text)`` when that is a finite number (``'1e-3'``), else None."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
