@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import logging
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,15 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class Server:
-    """Serves ``files`` (path -> bytes); ``failures`` (path -> codes) are answered first."""
+    """Serves ``files`` (path -> bytes); ``failures`` (path -> codes) are answered first.
+
+    A path in ``trickle`` (path -> seconds) sends its body one byte per that many seconds.
+    """
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.failures: dict[str, list[int]] = {}
+        self.trickle: dict[str, float] = {}
         self.requests: list[str] = []
         server = self
 
@@ -39,9 +44,21 @@ class Server:
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    self.send_body(body, server.trickle.get(self.path))
                 else:
                     self.send_error(404)
+
+            def send_body(self, body, pause):
+                if pause is None:
+                    self.wfile.write(body)
+                    return
+                try:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up
+                    pass
 
             def log_message(self, *args):
                 pass
@@ -144,6 +161,61 @@ def test_sources_from_environment(tmp_path):
     env = {"S2S_CACHE": str(tmp_path), "S2S_MIRROR": "/a http://m/b"}
     assert Sources.from_env(env) == Sources(cache_dir=tmp_path, mirrors=("/a", "http://m/b"))
     assert Sources.from_env({}).cache_dir == Path.home() / ".cache" / "s2s"
+
+
+def test_download_deadline_from_environment():
+    assert Sources.from_env({}).deadline_s == 1800
+    assert Sources.from_env({"S2S_DOWNLOAD_DEADLINE": ""}).deadline_s == 1800
+    assert Sources.from_env({"S2S_DOWNLOAD_DEADLINE": "90"}).deadline_s == 90
+    assert Sources.from_env({"S2S_DOWNLOAD_DEADLINE": " 2.5 "}).deadline_s == 2.5
+    for bad in ("abc", "-1", "0", "nan"):
+        with pytest.raises(DownloadError, match=rf"S2S_DOWNLOAD_DEADLINE='{bad}' is not a positive "
+                                                r"number of seconds; set it to .* or unset it"):
+            Sources.from_env({"S2S_DOWNLOAD_DEADLINE": bad})
+
+
+def test_trickling_server_hits_the_deadline_and_leaves_nothing(server, tmp_path):
+    server.files["/canonical/train.de.gz"] = bytes(1000)
+    server.trickle["/canonical/train.de.gz"] = 0.2  # 200 s for the whole file
+    sources = Sources(tmp_path / "cache", retries=3, backoff_s=0, deadline_s=1)
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        fetch(remote(server), "toy", sources)
+    assert time.monotonic() - start < 4
+    message = str(info.value)
+    assert (f"{server.url}/canonical/train.de.gz: no complete file within the 1 s limit per file "
+            "(S2S_DOWNLOAD_DEADLINE); got ") in message
+    assert " of 1 kB: a slow or stalled server — raise the limit or use a mirror (S2S_MIRROR)" in message
+    assert len(server.requests) == 1  # the retries did not restart the clock
+    assert not leftovers(tmp_path) and not any((tmp_path / "cache").rglob("*.gz*"))
+
+
+def test_source_past_the_deadline_is_skipped_for_the_next(server, tmp_path, caplog):
+    server.files["/slow/toy/train.de.gz"] = PAYLOAD
+    server.trickle["/slow/toy/train.de.gz"] = 0.2
+    server.files["/canonical/train.de.gz"] = PAYLOAD
+    sources = Sources(tmp_path / "cache", mirrors=(f"{server.url}/slow",), backoff_s=0, deadline_s=0.5)
+    with caplog.at_level(logging.WARNING, logger="s2s.corpora"):
+        assert fetch(remote(server), "toy", sources).read_bytes() == PAYLOAD
+    assert server.requests == ["/slow/toy/train.de.gz", "/canonical/train.de.gz"]
+    assert "within the 0.5 s limit per file" in caplog.records[0].getMessage()
+    assert not leftovers(tmp_path)
+
+
+def test_backoff_does_not_outlast_the_deadline(server, tmp_path):
+    server.failures["/canonical/train.de.gz"] = [503] * 10
+    sources = Sources(tmp_path / "cache", retries=10, backoff_s=0.4, deadline_s=1)
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="HTTP 503"):
+        fetch(remote(server), "toy", sources)
+    assert time.monotonic() - start < 1
+    assert len(server.requests) == 2  # a third try would start after 0.4 + 0.8 s of backoff
+
+
+def test_download_within_the_deadline_works(server, tmp_path):
+    server.files["/canonical/train.de.gz"] = PAYLOAD
+    sources = Sources(tmp_path / "cache", backoff_s=0, deadline_s=5)
+    assert fetch(remote(server), "toy", sources).read_bytes() == PAYLOAD
 
 
 def test_custom_corpus_from_url_and_plain_path(server, tmp_path):

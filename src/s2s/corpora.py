@@ -8,13 +8,17 @@ fails is logged as a warning and the next one tried. The sha256 is checked
 whatever the source, for every file that has one (all registered corpora;
 custom files when their params give it). Downloads go to a ``.part`` file
 that is renamed only once complete and verified; the raw text lands in
-``data/raw/<corpus>/<split>.<lang>``, decompressed.
+``data/raw/<corpus>/<split>.<lang>``, decompressed. A download from one source
+gets ``S2S_DOWNLOAD_DEADLINE`` seconds (default 1800), all its retries
+together; a slower one is abandoned like any other failed source.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
+import http.client
 import logging
 import os
 import shutil
@@ -37,6 +41,10 @@ log = logging.getLogger(__name__)
 
 class DownloadError(S2SError):
     """Every source of a file failed, or a corpus/language/split does not exist."""
+
+
+class _DeadlinePassed(Exception):
+    """A download ran past ``Sources.deadline_s``; its message is the reason reported."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,9 @@ MULTI30K = Corpus(
 
 REGISTRY: dict[str, Corpus] = {MULTI30K.name: MULTI30K}
 CUSTOM = "custom"
+DEADLINE_VAR = "S2S_DOWNLOAD_DEADLINE"
+DEFAULT_DEADLINE_S = 1800.0
+READ_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -97,13 +108,31 @@ class Sources:
     mirrors: tuple[str, ...] = ()
     retries: int = 3
     backoff_s: float = 1.0
+    deadline_s: float = DEFAULT_DEADLINE_S  # per file and source, all retries together
 
     @classmethod
     def from_env(cls, env: Optional[dict] = None) -> "Sources":
         env = os.environ if env is None else env
         cache = Path(env.get("S2S_CACHE") or Path.home() / ".cache" / "s2s")
         mirrors = tuple((env.get("S2S_MIRROR") or "").replace(",", " ").split())
-        return cls(cache_dir=cache, mirrors=mirrors)
+        return cls(cache_dir=cache, mirrors=mirrors, deadline_s=_deadline_from(env))
+
+
+def _deadline_from(env) -> float:
+    """``S2S_DOWNLOAD_DEADLINE`` in seconds (unset or empty: the default; ``inf``: no limit)."""
+    text = env.get(DEADLINE_VAR) or ""
+    if not text.strip():
+        return DEFAULT_DEADLINE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:  # also rejects nan
+        raise DownloadError(
+            f"{DEADLINE_VAR}={text!r} is not a positive number of seconds; set it to the time "
+            f"limit per downloaded file (e.g. {DEADLINE_VAR}={DEFAULT_DEADLINE_S:g}) or unset it "
+            f"for the default of {DEFAULT_DEADLINE_S:g} s")
+    return value
 
 
 def sha256_of(path: Path) -> str:
@@ -139,7 +168,7 @@ def fetch(remote: RemoteFile, corpus: str, sources: Sources) -> Path:
     for location in candidates:
         try:
             _copy_to(location, cached, sources)
-        except (OSError, urllib.error.URLError) as err:
+        except (OSError, urllib.error.URLError, http.client.HTTPException, _DeadlinePassed) as err:
             failed(f"{location}: {_reason(err)}")
             continue
         actual = sha256_of(cached)
@@ -156,6 +185,8 @@ def fetch(remote: RemoteFile, corpus: str, sources: Sources) -> Path:
 
 
 def _reason(err: BaseException) -> str:
+    if isinstance(err, _DeadlinePassed):
+        return str(err)
     if isinstance(err, urllib.error.HTTPError):
         return f"HTTP {err.code} {err.reason}"
     if isinstance(err, urllib.error.URLError):
@@ -165,37 +196,104 @@ def _reason(err: BaseException) -> str:
 
 def _copy_to(location: str, target: Path, sources: Sources) -> None:
     """Copy a local path or URL to ``target`` through ``target.part`` (renamed when complete)."""
+    if not _is_url(location) and not Path(location).is_file():  # before the .part: not target's error
+        raise FileNotFoundError(f"no such file {location}")
     with atomic_path(target) as part:
         if _is_url(location):
             _download(location, part, sources)
         else:
-            src = Path(location)
-            if not src.is_file():
-                raise FileNotFoundError(f"no such file {src}")
-            shutil.copyfile(src, part)
+            shutil.copyfile(location, part)
+
+
+@dataclass
+class _Progress:
+    """Bytes received by the latest attempt of a download, and the size announced."""
+
+    got: int = 0
+    total: Optional[int] = None
 
 
 def _download(url: str, part: Path, sources: Sources) -> None:
-    """Download ``url`` into ``part``; retry transient failures with exponential backoff."""
+    """Download ``url`` into ``part``; retry transient failures with exponential backoff.
+
+    All attempts together get ``sources.deadline_s``: each read waits at most
+    min(30 s, time left), the clock is checked after every block, and a retry
+    whose backoff would outlast the limit is not made. Passing the limit
+    raises :class:`_DeadlinePassed`.
+    """
+    deadline = time.monotonic() + sources.deadline_s
+    progress = _Progress()
     for attempt in range(sources.retries):
         try:
-            with urllib.request.urlopen(url, timeout=30) as response, open(part, "wb") as out:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name,
-                          disable=None, file=sys.stderr, leave=False) as bar:
-                    for block in iter(lambda: response.read(1 << 16), b""):
-                        out.write(block)
-                        bar.update(len(block))
-            if total is not None and part.stat().st_size != total:
-                raise OSError(f"truncated download ({part.stat().st_size} of {total} bytes)")
+            _download_once(url, part, deadline, progress)
             return
-        except urllib.error.HTTPError as err:
-            if err.code < 500 or attempt == sources.retries - 1:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # TimeoutError too
+            if not _transient(err):
                 raise
-        except (urllib.error.URLError, OSError, TimeoutError):
-            if attempt == sources.retries - 1:
+            if time.monotonic() >= deadline:
+                raise _DeadlinePassed(_too_slow(sources.deadline_s, progress)) from err
+            delay = sources.backoff_s * 2 ** attempt
+            if attempt == sources.retries - 1 or time.monotonic() + delay >= deadline:
                 raise
-        time.sleep(sources.backoff_s * 2 ** attempt)
+        time.sleep(delay)
+
+
+def _transient(err: BaseException) -> bool:
+    """Whether ``err`` is worth another try: anything but an HTTP error below 500."""
+    return not isinstance(err, urllib.error.HTTPError) or err.code >= 500
+
+
+def _download_once(url: str, part: Path, deadline: float, progress: _Progress) -> None:
+    """One attempt of :func:`_download`; a ``TimeoutError`` once ``deadline`` (monotonic) passes."""
+    with urllib.request.urlopen(url, timeout=_read_timeout(deadline)) as response, open(part, "wb") as out:
+        progress.got, progress.total = 0, int(response.headers.get("Content-Length") or 0) or None
+        read = getattr(response, "read1", response.read)  # read1: what has arrived, not a full block
+        with tqdm(total=progress.total, unit="B", unit_scale=True, desc=Path(url).name,
+                  disable=None, file=sys.stderr, leave=False) as bar:
+            while True:
+                _set_read_timeout(response, _read_timeout(deadline))
+                block = read(1 << 16)
+                if not block:
+                    break
+                out.write(block)
+                bar.update(len(block))
+                progress.got += len(block)
+                if time.monotonic() >= deadline:
+                    raise TimeoutError("download deadline passed")
+    if progress.total is not None and progress.got != progress.total:
+        raise OSError(f"truncated download ({progress.got} of {progress.total} bytes)")
+
+
+def _read_timeout(deadline: float) -> float:
+    """How long one read may wait: 30 s, or less when the deadline is nearer (never 0: non-blocking)."""
+    return max(min(READ_TIMEOUT_S, deadline - time.monotonic()), 0.01)
+
+
+def _set_read_timeout(response, seconds: float) -> None:
+    """Set the socket timeout of an HTTP ``response`` (a no-op for file:// responses).
+
+    http.client has no public way to change it after ``urlopen``; the socket is
+    reached through the buffered reader it reads from.
+    """
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+def _too_slow(deadline_s: float, progress: _Progress) -> str:
+    """The reason reported for a source abandoned at the deadline."""
+    of = f" of {_size(progress.total)}" if progress.total else ""
+    return (f"no complete file within the {deadline_s:g} s limit per file ({DEADLINE_VAR}); "
+            f"got {_size(progress.got)}{of}: a slow or stalled server — raise the limit or "
+            "use a mirror (S2S_MIRROR)")
+
+
+def _size(n: int) -> str:
+    """``n`` bytes for people: 950 B, 1.2 MB, 40 MB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} B"
 
 
 def _custom_remote(location: str, sha256: Optional[str]) -> RemoteFile:
@@ -215,7 +313,7 @@ def _resolve_custom(location: str, sha256: Optional[str], sources: Sources, what
     remote = _custom_remote(location, sha256)
     if sha256 is None:  # nothing to verify a cached copy against: always fetch anew
         (sources.cache_dir / CUSTOM / remote.name).unlink(missing_ok=True)
-    return fetch(remote, CUSTOM, Sources(sources.cache_dir, (), sources.retries, sources.backoff_s))
+    return fetch(remote, CUSTOM, dataclasses.replace(sources, mirrors=()))
 
 
 def splits_of(data: DataConfig) -> list[str]:
