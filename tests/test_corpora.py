@@ -263,3 +263,20 @@ def test_unknown_language_and_split_are_errors(tmp_path):
 def test_registry_checksums_match_the_published_files():
     for name, digest in MULTI30K.sha256.items():
         assert hashlib.sha256((SHARED / "multi30k" / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_a_full_disk_while_decompressing_is_not_blamed_on_the_source(tmp_path, monkeypatch):
+    import errno
+    import gzip as gz
+
+    from s2s import corpora
+    source = tmp_path / "train.de.gz"
+    source.write_bytes(gz.compress(b"ein hund\n"))
+
+    def full_disk(src, out):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(corpora.shutil, "copyfileobj", full_disk)
+    with pytest.raises(OSError) as failure:
+        corpora._decompress_to(source, tmp_path / "raw" / "train.de")
+    assert failure.value.errno == errno.ENOSPC and failure.value.filename == str(tmp_path / "raw" / "train.de")
+    assert not (tmp_path / "raw" / "train.de").exists() and not list((tmp_path / "raw").glob("*.part"))

@@ -372,4 +372,6 @@ def _decompress_to(source: Path, target: Path) -> None:
         with atomic_path(target) as part, opener(source, "rb") as src, open(part, "wb") as out:
             shutil.copyfileobj(src, out)
     except (OSError, EOFError) as err:
+        if isinstance(err, OSError) and err.filename is not None:  # writing the target (disk full, ...)
+            raise
         raise DownloadError(f"{source}: cannot read ({err}); delete it and download again") from None
