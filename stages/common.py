@@ -35,17 +35,22 @@ def use_checkout_package() -> None:
 use_checkout_package()
 
 from s2s.config import Params, load_params  # noqa: E402  (after the check above)
-from s2s.errors import S2SError  # noqa: E402
+from s2s.errors import report_faults  # noqa: E402
 from s2s.layout import Layout  # noqa: E402
+from s2s.project_lock import project_lock  # noqa: E402
 
 
 def main(run: Callable[[Params, Layout], object]) -> None:
-    """Run a stage on this checkout's ``params.yaml`` and files; a user error is one line and exit 1."""
+    """Run a stage on this checkout's ``params.yaml`` and files, one stage at a time per project.
+
+    A fault a user can fix (bad params or data, a full disk, another stage
+    running here) is one ``error:`` line and exit 1; ``S2S_DEBUG=1`` shows the traceback.
+    """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     layout = Layout(ROOT)
-    try:
-        run(load_params(layout.params), layout)
-    except S2SError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+
+    def locked_run() -> None:
+        with project_lock(ROOT, f"stage {Path(sys.argv[0]).stem}"):
+            run(load_params(layout.params), layout)
+    report_faults(locked_run)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import common
+from s2s.atomic import stage_outputs
 from s2s.checkpoint import load_model
 from s2s.config import Params
 from s2s.device import resolve_device, set_threads
@@ -32,21 +34,38 @@ def run(params: Params, layout: Layout) -> None:
     device = resolve_device(params.train.device)
     set_threads(params.train.threads)
     model, checkpoint = load_model(layout.model, device)
-    greedy = Translator(model, Vocabs.from_protos(checkpoint["spm"]), LengthLimit.from_eval(params.eval),
-                        params.eval.batch_size, params.clean.normalization)
+    vocabs = Vocabs.from_protos(checkpoint["spm"])
+    greedy = Translator(model, vocabs, LengthLimit.from_eval(params.eval), params.eval.batch_size,
+                        params.clean.normalization)
     main = f"beam{params.eval.beam}" if params.eval.beam > 1 else "greedy"
     decoders = {main: dataclasses.replace(greedy, beam=params.eval.beam, len_penalty=params.eval.len_penalty)}
     if params.eval.beam > 1:
         decoders["greedy"] = greedy
-    quality, speed = {}, {"device": str(device)}
-    valid = ParallelData.load(layout.split_tensors("valid"))
-    for split in ["valid", *params.data.test_sets]:
+    splits = ["valid", *params.data.test_sets]
+    data = {split: ParallelData.load(layout.split_tensors(split)) for split in splits}
+    for split_data in data.values():  # every set checked before anything is decoded
+        split_data.require_vocabulary(vocabs, str(layout.model),
+                                      "Run `dvc repro` to remake the stale one (tensorize, or train)")
+    with stage_outputs() as outputs:  # hypotheses, heatmaps and metrics: all new, or all as they were
+        quality, speed = _evaluate(params, layout, decoders, main, data, outputs.directory(layout.outputs))
+        plot_attention(greedy, data["valid"], list(range(min(ATTENTION_PLOTS, len(data["valid"])))),
+                       outputs.directory(layout.attention_plots))
+        write_json(outputs.file(layout.metrics / "eval.json"), quality)
+        write_json(outputs.file(layout.metrics / "decode_speed.json"), {"device": str(device), **speed})
+
+
+def _evaluate(params: Params, layout: Layout, decoders: dict[str, Translator], main: str,
+              data: dict[str, ParallelData], out_dir: Path) -> tuple[dict, dict]:
+    """Decode and score every set with every decoder, writing ``out_dir/<set>[.greedy].hyp``;
+    returns the scores and the speeds per set."""
+    quality: dict = {}
+    speed: dict = {}
+    for split, split_data in data.items():
         references = read_lines(layout.raw_corpus(params.data.corpus) / f"{split}.{params.data.tgt}")
-        data = valid if split == "valid" else ParallelData.load(layout.split_tensors(split))
         speed[split] = {}
         for name, translator in decoders.items():
             suffix = ".greedy" if name != main else ""
-            scores = evaluate_set(translator, data, references, layout.outputs / f"{split}{suffix}.hyp")
+            scores = evaluate_set(translator, split_data, references, out_dir / f"{split}{suffix}.hyp")
             speed[split][name] = scores.speed()
             if name == main:
                 quality[split] = scores.quality()
@@ -55,9 +74,7 @@ def run(params: Params, layout: Layout) -> None:
             log.info("evaluate %s (%s): BLEU %.2f, BLEU lc %.2f, chrF %.2f, TER %.2f, %.1f sentences/s",
                      split, name, scores.bleu, scores.bleu_lc, scores.chrf, scores.ter,
                      speed[split][name]["sentences_per_s"])
-    plot_attention(greedy, valid, list(range(min(ATTENTION_PLOTS, len(valid)))), layout.attention_plots)
-    write_json(layout.metrics / "eval.json", quality)
-    write_json(layout.metrics / "decode_speed.json", speed)
+    return quality, speed
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import common
+from s2s.atomic import stage_outputs
 from s2s.checkpoint import resume_point
 from s2s.config import Params
 from s2s.layout import Layout
@@ -45,17 +46,21 @@ def run(params: Params, layout: Layout, logger: Optional[EpochLogger] = None) ->
     vocabs = Vocabs.load(layout.spm)
     train_data = ParallelData.load(layout.split_tensors("train"))
     valid_data = ParallelData.load(layout.split_tensors("valid"))
+    for data in (train_data, valid_data):
+        data.require_vocabulary(vocabs, str(layout.spm), "Run `dvc repro tensorize` (or `dvc repro`) first")
     live = None
     if logger is None:
         resuming = resume_point(layout.last_checkpoint, params, train_data) is not None
         logger = live = DvcLiveLogger(layout.train_plots, resume=resuming)
-    try:
-        result = train(params, train_data, valid_data, vocabs, layout.model, layout.last_checkpoint, logger)
-    finally:
-        if live is not None:
-            live.close()
-    write_json(layout.metrics / "train.json", result.quality())
-    write_json(layout.metrics / "speed.json", result.speed())
+    with stage_outputs() as outputs:  # the model and its metrics: all new, or all as they were
+        try:
+            result = train(params, train_data, valid_data, vocabs, outputs.file(layout.model),
+                           layout.last_checkpoint, logger)
+        finally:
+            if live is not None:
+                live.close()
+        write_json(outputs.file(layout.metrics / "train.json"), result.quality())
+        write_json(outputs.file(layout.metrics / "speed.json"), result.speed())
     return result
 
 

@@ -79,3 +79,40 @@ def test_an_interrupt_between_the_renames_puts_the_old_directory_back(tmp_path, 
             (part / "a").write_text("new")
     assert (target / "a").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_stage_outputs_are_all_new_or_all_as_they_were(tmp_path):
+    from s2s.atomic import stage_outputs
+    data, metrics = tmp_path / "data", tmp_path / "metrics" / "m.json"
+    with stage_outputs() as outputs:
+        (outputs.directory(data) / "a.txt").write_text("old")
+        outputs.file(metrics).write_text("old")
+    with pytest.raises(OSError):
+        with stage_outputs() as outputs:
+            (outputs.directory(data) / "a.txt").write_text("new")
+            outputs.file(metrics)
+            raise OSError(28, "No space left on device", str(metrics))  # the metrics could not be written
+    assert (data / "a.txt").read_text() == "old" and metrics.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.txt", "data", "m.json", "metrics"]
+    with stage_outputs() as outputs:
+        (outputs.directory(data) / "a.txt").write_text("new")
+        outputs.file(metrics).write_text("new")
+    assert (data / "a.txt").read_text() == "new" and metrics.read_text() == "new"
+
+
+def test_a_full_disk_while_saving_tensors_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import torch
+
+    from s2s.atomic import save_torch
+    target = tmp_path / "model.pt"
+    save_torch({"w": torch.ones(2)}, target)
+    before = target.read_bytes()
+
+    def disk_full(payload, handle):  # what torch.save does when a write of its file object fails
+        handle.write(b"PK")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError) as failure:
+        save_torch({"w": torch.zeros(2)}, target)
+    assert failure.value.errno == 28 and failure.value.filename == str(target)
+    assert target.read_bytes() == before and list(tmp_path.iterdir()) == [target]

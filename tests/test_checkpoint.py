@@ -19,7 +19,8 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_params, tmp_path):
     data = ParallelData.load(tiny_project.tensors / "train.pt")
     last = tmp_path / "last.pt"
-    torch.save({"fingerprint": fingerprint(tiny_params, data), "progress": {"stopped": False}}, last)
+    torch.save({"fingerprint": fingerprint(tiny_params, data), "progress": {"stopped": False},
+                "model": {"w": torch.zeros(2)}}, last)
     assert resume_point(last, tiny_params, data) is not None
     # evaluate's decoding settings, threads and checkpoint frequency do not throw progress away
     decoding = dataclasses.replace(tiny_params.eval, beam=1, len_penalty=0.6)
@@ -69,3 +70,21 @@ def test_a_damaged_checkpoint_is_one_clear_error(tmp_path):
     damaged.write_bytes(b"not a torch file")
     with pytest.raises(S2SError, match=r"model\.pt: cannot be read as a checkpoint; it is damaged or not a torch file"):
         load_model(damaged, torch.device("cpu"))
+
+
+def test_a_resume_checkpoint_or_a_foreign_torch_file_given_as_a_model_is_one_clear_error(trained_project, tmp_path):
+    with pytest.raises(S2SError, match="a resume checkpoint .*not a model; give the models/model.pt"):
+        load_model(trained_project.last_checkpoint, torch.device("cpu"))
+    foreign = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(3)}, foreign)
+    with pytest.raises(S2SError, match="not an s2s model"):
+        load_model(foreign, torch.device("cpu"))
+
+
+def test_a_model_with_non_finite_weights_is_refused(trained_project, tmp_path):
+    checkpoint = torch.load(trained_project.model, weights_only=True)
+    checkpoint["model"]["decoder.embed.weight"][0, 0] = float("inf")
+    broken = tmp_path / "model.pt"
+    torch.save(checkpoint, broken)
+    with pytest.raises(S2SError, match="hold NaN or infinite values .*decoder.embed.weight.*diverged run"):
+        load_model(broken, torch.device("cpu"))

@@ -18,7 +18,7 @@ def test_train_filters_count_each_reason():
     tgt = ["a dog", "empty source", "long", "this target is far too long", "a dog", "one two"]
     out_src, out_tgt, stats = clean_split(src, tgt, CleanConfig(max_len=80, max_ratio=3.0), is_train=True)
     assert out_src == ["ein hund", "eins zwei"] and out_tgt == ["a dog", "one two"]
-    assert stats.dropped == {"empty": 1, "too_long": 1, "ratio": 1, "duplicate": 1}
+    assert stats.dropped == {"empty": 1, "too_long": 1, "too_many_chars": 0, "ratio": 1, "duplicate": 1}
     assert (stats.lines_in, stats.lines_out) == (6, 2)
 
 
@@ -65,3 +65,13 @@ def test_clean_corpus_limits_train_pairs(tmp_path):
     stats = clean_corpus(raw, out, ["train", "valid"], "de", "en", CleanConfig(), max_train_pairs=2)
     assert read_lines(out / "train.src") == ["a", "b"] and stats["valid"].lines_out == 3
     assert not list(out.glob("*.part"))
+
+
+def test_a_long_line_without_spaces_is_dropped_by_its_characters():
+    wall = "x" * 5000  # one "word": clean.max_len alone would keep it
+    src, tgt, stats = clean_split(["ein hund", wall, "zwei"], ["a dog", "a wall", "two"],
+                                  CleanConfig(max_chars=1000), is_train=True)
+    assert src == ["ein hund", "zwei"] and tgt == ["a dog", "two"]
+    assert stats.dropped["too_many_chars"] == 1 and stats.lines_out == 2
+    valid, _, _ = clean_split([wall], ["a wall"], CleanConfig(max_chars=1000), is_train=False)
+    assert valid == [wall]  # valid and test keep every line (tensorize truncates their pieces)

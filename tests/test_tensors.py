@@ -99,3 +99,39 @@ def test_a_batch_of_k_buckets_holds_what_k_accumulated_batches_would():
     assert np.mean([int(lens[b].max() - lens[b].min()) for b in joined]) > 20
     decoding = token_batches(lens, lens, 2000, None, buckets_per_batch=4)  # no mixing when decoding
     assert [b.tolist() for b in decoding] == [b.tolist() for b in token_batches(lens, lens, 2000)]
+
+
+def test_valid_and_test_sentences_are_truncated_with_a_warning_naming_the_line(tiny_project, caplog):
+    from s2s.subword import Vocabs
+    from s2s.tensors import encode_split
+    clean = tiny_project.clean
+    lines = (clean / "valid.src").read_text().splitlines()
+    lines[2] = " ".join(["hund"] * 400)
+    (clean / "valid.src").write_text("".join(line + "\n" for line in lines))
+    vocabs = Vocabs.load(tiny_project.spm)
+    with caplog.at_level("WARNING"):
+        data = ParallelData(encode_split(clean, "valid", vocabs, max_pieces=50))
+    assert len(data) == len(lines)  # truncated, never dropped
+    assert len(data.src(2)) == 50 and max(data.src_lens) == 50
+    assert f"{clean / 'valid.src'}:3: " in caplog.text and "truncated to 50 (tensorize.max_pieces)" in caplog.text
+    untouched = ParallelData(encode_split(clean, "valid", vocabs))
+    assert len(untouched.src(2)) > 50 and np.array_equal(untouched.src(0), data.src(0))
+
+
+def test_tensors_record_their_vocabulary_and_refuse_another(tiny_project, tmp_path):
+    import dataclasses
+
+    from s2s.config import SpmConfig
+    from s2s.subword import Vocabs, train_subword
+    data = ParallelData.load(tiny_project.split_tensors("valid"))
+    vocabs = Vocabs.load(tiny_project.spm)
+    assert data.vocab == vocabs.fingerprint() and len(data.vocab) == 64
+    data.require_vocabulary(vocabs, "data/spm", "rerun")
+    train_subword(tiny_project.clean / "train.src", tiny_project.clean / "train.tgt", tmp_path,
+                  dataclasses.replace(SpmConfig(), vocab_size=50))
+    with pytest.raises(TensorError, match=r"valid.pt: made with another vocabulary than other's; .* Run it"):
+        data.require_vocabulary(Vocabs.load(tmp_path), "other", "Run it")
+    old = {k: v for k, v in torch.load(tiny_project.split_tensors("valid"), weights_only=True).items()
+           if k != "vocab"}
+    with pytest.raises(TensorError, match="by an older s2s"):
+        ParallelData(old, tmp_path / "old.pt").require_vocabulary(vocabs, "data/spm", "rerun")

@@ -240,3 +240,54 @@ def test_a_finished_or_foreign_checkpoint_is_not_resumed(trained_project, traine
     recorder = Recorder()
     other = run(trained_project, with_train(trained_params, lr=0.01), tmp_path / "c.pt", last, recorder)
     assert [epoch for epoch, _ in recorder.epochs] == [1, 2] and other.quality() != again.quality()
+
+
+def test_a_non_finite_loss_stops_training_before_the_update_and_keeps_the_checkpoint(trained_project,
+                                                                                    trained_params, tmp_path,
+                                                                                    monkeypatch):
+    from s2s.model import Seq2Seq
+    from s2s.signals import TrainingDiverged
+    params = with_train(trained_params, checkpoint_every=3)
+    real_losses, calls = Seq2Seq.token_losses, []
+
+    def blows_up_at_update_5(self, *args, **kwargs):
+        calls.append(1)
+        losses = real_losses(self, *args, **kwargs)
+        return losses * float("nan") if len(calls) == 5 and self.training else losses
+    monkeypatch.setattr(Seq2Seq, "token_losses", blows_up_at_update_5)
+    last, model_path = tmp_path / "last.pt", tmp_path / "model.pt"
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1, update 5: the loss is nan; .*last.pt "
+                                               r"keeps the last checkpoint .* Lower train.lr \(now 0.002, e.g. "
+                                               r"to 0.0005\) and keep train.clip_grad"):
+        run(trained_project, params, model_path, last)
+    assert not model_path.exists()
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["progress"]["step"] == 3  # the checkpoint from before the blow-up
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
+
+
+def test_a_nan_gradient_is_not_applied(trained_project, trained_params):
+    vocabs = Vocabs.load(trained_project.spm)
+    data = ParallelData.load(trained_project.split_tensors("train"))
+    torch.manual_seed(0)
+    model = build_model(trained_params.model, vocabs)
+    optimizer = torch.optim.Adam(model.parameters())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    group = epoch_updates(data, trained_params.train, 1)[0]
+    model.decoder.embed.weight.register_hook(lambda grad: grad * float("inf"))
+    from s2s.train import NonFinite
+    with pytest.raises(NonFinite, match="gradient norm"):
+        optimizer_step(model, optimizer, data, group, trained_params.train, torch.device("cpu"), None)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_resume_refuses_a_checkpoint_with_non_finite_weights(trained_project, trained_params, tmp_path):
+    from s2s.errors import S2SError
+    checkpoint = torch.load(trained_project.last_checkpoint, weights_only=True)
+    checkpoint["progress"]["stopped"] = False
+    name = next(iter(checkpoint["model"]))
+    checkpoint["model"][name][...] = float("nan")
+    last = tmp_path / "last.pt"
+    torch.save(checkpoint, last)
+    with pytest.raises(S2SError, match=f"{last}: 1 weight tensors hold NaN .*first: {name}.*lower train.lr"):
+        resume_point(last, trained_params, ParallelData.load(trained_project.split_tensors("train")))

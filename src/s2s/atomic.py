@@ -23,6 +23,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield part
         os.replace(part, path)
+    except OSError as err:
+        if err.errno is not None and err.filename is None:  # a write to an open file (disk full): name it
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     finally:
         part.unlink(missing_ok=True)
 
@@ -37,6 +41,18 @@ def write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically."""
     with atomic_path(path) as part:
         part.write_bytes(payload)
+
+
+def save_torch(payload: object, path: Path) -> None:
+    """``torch.save`` to ``path`` through a .part file renamed when complete.
+
+    torch writes through an open Python file, not a path: a full disk is then an
+    ``OSError`` naming the file (ENOSPC) rather than a RuntimeError of torch's zip writer.
+    """
+    import torch  # here, not at the top: the download stage writes no tensors
+
+    with atomic_path(path) as part, open(part, "wb") as handle:
+        torch.save(payload, handle)
 
 
 @contextlib.contextmanager
@@ -63,6 +79,36 @@ def atomic_directory(path: Path) -> Iterator[Path]:
         _put_back(old, path)  # interrupted between the two renames
         shutil.rmtree(part, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+class OutputSet:
+    """The outputs of one stage, each written under a temporary name (see :func:`stage_outputs`)."""
+
+    def __init__(self, stack: contextlib.ExitStack):
+        self._stack = stack
+
+    def file(self, path: Path) -> Path:
+        """Where to write ``path``: its ``.part`` file, renamed to ``path`` with the others."""
+        return self._stack.enter_context(atomic_path(path))
+
+    def directory(self, path: Path) -> Path:
+        """Where to write directory ``path``: an empty ``.part`` directory that replaces it with the others."""
+        return self._stack.enter_context(atomic_directory(path))
+
+
+@contextlib.contextmanager
+def stage_outputs() -> Iterator[OutputSet]:
+    """Write a stage's outputs (data, model, metrics) as one unit: all new, or all as they were.
+
+    Every file and directory taken from the :class:`OutputSet` is written under a
+    temporary name; they are renamed into place only when the whole block
+    succeeds, after every byte is written. A failure anywhere in it (a full
+    disk while writing the metrics, bad data in the last split, an
+    interrupt) removes the temporary files and leaves every previous output
+    as it was, so metrics never describe data they did not come from.
+    """
+    with contextlib.ExitStack() as stack:
+        yield OutputSet(stack)
 
 
 def _put_back(old: Path, path: Path) -> None:

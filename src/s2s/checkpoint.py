@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from s2s.atomic import atomic_path
+from s2s.atomic import save_torch
 from s2s.config import ModelConfig, Params, params_to_dict
 from s2s.errors import S2SError
 from s2s.model import Seq2Seq
@@ -32,9 +32,8 @@ NOT_FINGERPRINTED = ("threads", "checkpoint_every")
 
 
 def save_checkpoint(payload: dict, path: Path) -> None:
-    """``torch.save`` through a .part file renamed when complete."""
-    with atomic_path(path) as part:
-        torch.save(payload, part)
+    """``torch.save`` through a .part file renamed when complete (see :func:`save_torch`)."""
+    save_torch(payload, path)
 
 
 def save_model(path: Path, state: dict, params: Params, vocabs: Vocabs, **extra) -> None:
@@ -64,11 +63,24 @@ def load_model(path: Path, device: torch.device) -> tuple[Seq2Seq, dict]:
     if not Path(path).exists():
         raise S2SError(f"{path}: model checkpoint not found; train one with `dvc repro train`")
     checkpoint = load_checkpoint(path, device)
+    if "model_config" not in checkpoint or "spm" not in checkpoint:
+        what = ("a resume checkpoint (models/last.pt), not a model" if "progress" in checkpoint
+                else "a torch file, but not an s2s model (no model_config or SentencePiece models in it)")
+        raise S2SError(f"{path}: {what}; give the models/model.pt that training writes")
     config = ModelConfig(**checkpoint["model_config"])
     state = checkpoint["model"]
+    refuse_non_finite(state, path)
     model = Seq2Seq(config, state["encoder.embed.weight"].size(0), state["decoder.embed.weight"].size(0))
     model.load_state_dict(state)
     return model.to(device).eval(), checkpoint
+
+
+def refuse_non_finite(state: dict, path: Path) -> None:
+    """Raise when a state dict holds NaN or infinite weights (a diverged run): name the file and the fix."""
+    bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise S2SError(f"{path}: {len(bad)} weight tensors hold NaN or infinite values (first: {bad[0]}): it "
+                       "comes from a diverged run; delete it and train again with a lower train.lr")
 
 
 def fingerprint(params: Params, train_data: ParallelData) -> str:
@@ -93,7 +105,10 @@ def resume_point(last_path: Path, params: Params, train_data: ParallelData) -> O
     if not last_path.exists():
         return None
     checkpoint = load_checkpoint(last_path, "cpu")
+    if "model" not in checkpoint or "progress" not in checkpoint:
+        raise S2SError(f"{last_path}: not an s2s resume checkpoint; delete it (or move it away) to train anew")
     if checkpoint.get("fingerprint") != fingerprint(params, train_data) or checkpoint["progress"]["stopped"]:
         log.info("%s belongs to other params or a finished run; training from scratch", last_path)
         return None
+    refuse_non_finite(checkpoint["model"], last_path)
     return checkpoint

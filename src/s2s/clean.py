@@ -1,8 +1,8 @@
 """Normalisation and filtering of the raw parallel text.
 
 Every split is Unicode-normalised (NFC or NFKC), control characters removed
-and whitespace collapsed. Only train is filtered (empty side, too long,
-length ratio, duplicates): valid and test sets keep every line so scores stay
+and whitespace collapsed. Only train is filtered (empty side, too many words
+or characters, length ratio, duplicates): valid and test sets keep every line so scores stay
 comparable with published ones.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from s2s.config import CleanConfig
 from s2s.textio import CorpusError, read_lines, write_lines
 
-DROP_REASONS = ("empty", "too_long", "ratio", "duplicate")
+DROP_REASONS = ("empty", "too_long", "too_many_chars", "ratio", "duplicate")
 
 
 def normalize(line: str, form: str) -> str:
@@ -53,6 +53,8 @@ def drop_reason(src: str, tgt: str, config: CleanConfig) -> str | None:
     n_src, n_tgt = len(src.split()), len(tgt.split())
     if max(n_src, n_tgt) > config.max_len:
         return "too_long"
+    if max(len(src), len(tgt)) > config.max_chars:  # a long line without spaces is one "word"
+        return "too_many_chars"
     if max(n_src, n_tgt) / min(n_src, n_tgt) > config.max_ratio:
         return "ratio"
     return None
@@ -78,7 +80,7 @@ def clean_split(src: list[str], tgt: list[str], config: CleanConfig,
         out_tgt.append(t)
     stats.lines_out = len(out_src)
     if not out_src:
-        raise CorpusError("every training pair was filtered out; relax clean.max_len / clean.max_ratio")
+        raise CorpusError("every training pair was filtered out; relax clean.max_len / clean.max_chars / clean.max_ratio")
     return out_src, out_tgt, stats
 
 

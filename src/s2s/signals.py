@@ -14,6 +14,10 @@ class TrainingInterrupted(S2SError):
     """SIGINT/SIGTERM: the checkpoint is saved and the stage can be run again to resume."""
 
 
+class TrainingDiverged(S2SError):
+    """A non-finite loss or gradient: the run stops before the update, keeping the last checkpoint."""
+
+
 @contextlib.contextmanager
 def stop_requests() -> Iterator[Callable[[], Optional[int]]]:
     """Catch SIGINT/SIGTERM while training; yields a function returning the signal caught, if any.

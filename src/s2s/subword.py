@@ -8,6 +8,7 @@ joint vocabulary is ``spm.model``; separate ones are ``src.model`` and
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,15 @@ class Vocabs:
         if self.joint:
             return {"joint": self.src.serialized_model_proto()}
         return {"src": self.src.serialized_model_proto(), "tgt": self.tgt.serialized_model_proto()}
+
+    def fingerprint(self) -> str:
+        """sha256 of the serialized models: tensors and model files record it, so that data made with
+        one vocabulary is never read with another."""
+        digest = hashlib.sha256()
+        for name, proto in sorted(self.to_protos().items()):
+            digest.update(f"{name}:{len(proto)}:".encode())
+            digest.update(proto)
+        return digest.hexdigest()
 
     @classmethod
     def from_protos(cls, protos: dict[str, bytes]) -> "Vocabs":

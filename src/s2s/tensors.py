@@ -2,22 +2,29 @@
 
 A split is one file ``<split>.pt`` holding, per side, a flat int32 array of
 token ids and an int64 array of offsets (``offsets[i]:offsets[i+1]`` is
-sentence ``i``). Batches group sentences of similar length so that a token
+sentence ``i``), and the fingerprint of the SentencePiece models that made
+the ids. Batches group sentences of similar length so that a token
 budget is spent on real tokens, not padding.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 
-from s2s.atomic import atomic_path
+from s2s.atomic import save_torch
 from s2s.errors import S2SError
 from s2s.subword import BOS_ID, EOS_ID, PAD_ID, Vocabs
 from s2s.textio import read_lines
+
+
+log = logging.getLogger(__name__)
+MAX_WARNINGS = 10  # truncated lines named one by one per file; then a count
 
 
 class TensorError(S2SError):
@@ -33,25 +40,53 @@ def pack(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(ids), torch.from_numpy(offsets)
 
 
-def encode_split(clean_dir: Path, split: str, vocabs: Vocabs) -> dict[str, torch.Tensor]:
-    """Encode ``clean_dir/<split>.{src,tgt}`` into packed id arrays."""
-    src = vocabs.src.encode(read_lines(clean_dir / f"{split}.src"))
-    tgt = vocabs.tgt.encode(read_lines(clean_dir / f"{split}.tgt"))
-    src_ids, src_offsets = pack(src)
-    tgt_ids, tgt_offsets = pack(tgt)
-    return {"src": src_ids, "src_offsets": src_offsets, "tgt": tgt_ids, "tgt_offsets": tgt_offsets}
+def truncate(sequences: list[list[int]], max_pieces: int, name: str) -> int:
+    """Cut every sequence longer than ``max_pieces`` (in place), warning with the file and line; how many."""
+    cut = 0
+    for number, sequence in enumerate(sequences, start=1):
+        if len(sequence) > max_pieces:
+            cut += 1
+            if cut <= MAX_WARNINGS:
+                log.warning("%s:%d: %d pieces, truncated to %d (tensorize.max_pieces)", name, number,
+                            len(sequence), max_pieces)
+            del sequence[max_pieces:]
+    if cut > MAX_WARNINGS:
+        log.warning("%s: %d lines truncated to %d pieces in all", name, cut, max_pieces)
+    return cut
+
+
+def encode_split(clean_dir: Path, split: str, vocabs: Vocabs,
+                 max_pieces: Optional[int] = None) -> dict[str, torch.Tensor | str]:
+    """Encode ``clean_dir/<split>.{src,tgt}`` into packed id arrays, with the vocabulary's fingerprint.
+
+    With ``max_pieces`` (valid and test sets), longer sentences are truncated with a warning
+    naming the line, never dropped: the set keeps every line, and memory stays bounded.
+    """
+    arrays: dict[str, torch.Tensor | str] = {"vocab": vocabs.fingerprint()}
+    for side, processor in (("src", vocabs.src), ("tgt", vocabs.tgt)):
+        path = clean_dir / f"{split}.{side}"
+        sequences = processor.encode(read_lines(path))
+        if max_pieces is not None:
+            truncate(sequences, max_pieces, str(path))
+        arrays[side], arrays[f"{side}_offsets"] = pack(sequences)
+    return arrays
 
 
 def save_split(arrays: dict[str, torch.Tensor], path: Path) -> None:
     """``torch.save`` through a .part file renamed when complete."""
-    with atomic_path(path) as part:
-        torch.save(arrays, part)
+    save_torch(arrays, path)
 
 
 class ParallelData:
-    """One tensorized split: sentence ``i`` is ``src[i]`` / ``tgt[i]`` as id arrays."""
+    """One tensorized split: sentence ``i`` is ``src[i]`` / ``tgt[i]`` as id arrays.
 
-    def __init__(self, arrays: dict[str, torch.Tensor]):
+    ``vocab`` is the fingerprint of the SentencePiece models it was encoded with
+    (:meth:`Vocabs.fingerprint`), ``path`` the file it came from.
+    """
+
+    def __init__(self, arrays: dict[str, torch.Tensor | str], path: Optional[Path] = None):
+        self.path = path
+        self.vocab = arrays.get("vocab")
         self.src_ids = arrays["src"].numpy()
         self.src_offsets = arrays["src_offsets"].numpy()
         self.tgt_ids = arrays["tgt"].numpy()
@@ -63,7 +98,14 @@ class ParallelData:
     def load(cls, path: Path) -> "ParallelData":
         if not Path(path).exists():
             raise TensorError(f"{path}: tensor file not found; run `dvc repro tensorize` first")
-        return cls(torch.load(path, weights_only=True))
+        return cls(torch.load(path, weights_only=True), Path(path))
+
+    def require_vocabulary(self, vocabs: Vocabs, owner: str, rerun: str) -> None:
+        """Raise :class:`TensorError` unless these ids were made with ``vocabs`` (those of ``owner``)."""
+        if self.vocab != vocabs.fingerprint():
+            made = "with another vocabulary" if self.vocab else "by an older s2s, without a vocabulary record"
+            raise TensorError(f"{self.path}: made {made} than {owner}'s; its ids would be read as other "
+                              f"pieces. {rerun}")
 
     def __len__(self) -> int:
         return len(self.src_lens)

@@ -32,7 +32,7 @@ from s2s.device import resolve_device, resolve_precision, set_threads
 from s2s.model import Seq2Seq
 from s2s.optim import Schedule, build_optimizer, load_optimizer_state
 from s2s.search import LengthLimit
-from s2s.signals import TrainingInterrupted, stop_requests
+from s2s.signals import TrainingDiverged, TrainingInterrupted, stop_requests
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate, token_batches
 from s2s.translator import Translator
@@ -146,7 +146,11 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
             bar = tqdm(groups[progress.batches_done:], desc=f"epoch {progress.epoch}", disable=None, leave=False)
             for group in bar:
                 started = time.perf_counter()
-                loss, n_tokens, grad_norm = optimizer_step(model, optimizer, train_data, group, config, device, dtype)
+                try:
+                    loss, n_tokens, grad_norm = optimizer_step(model, optimizer, train_data, group, config,
+                                                               device, dtype)
+                except NonFinite as blowup:
+                    raise _diverged(f"update {progress.step + 1}: {blowup}", progress, config, last_path) from None
                 schedule.after_step()
                 seconds = time.perf_counter() - started
                 progress.step += 1
@@ -162,8 +166,11 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                     save_last()
                 if caught:
                     raise _interrupted(caught, progress, last_path)
-            best_state = _end_epoch(progress, len(groups), model, translator, valid_data, config, device,
-                                    schedule, optimizer, best_state, logger)
+            try:
+                best_state = _end_epoch(progress, len(groups), model, translator, valid_data, config, device,
+                                        schedule, optimizer, best_state, logger)
+            except NonFinite as blowup:
+                raise _diverged(f"after update {progress.step}: {blowup}", progress, config, last_path) from None
             if config.average_last:
                 recent_states = keep_recent(recent_states, cpu_state(model), config.average_last)
                 if progress.stopped and len(recent_states) >= 2:  # scored before the run is saved as finished
@@ -182,6 +189,19 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                epoch=None if average is not None and average.chosen else progress.best_epoch,
                valid_loss=loss, valid_bleu=bleu, average=None if average is None else dataclasses.asdict(average))
     return TrainResult(params=model.num_parameters(), progress=progress, device=str(device), average=average)
+
+
+class NonFinite(ArithmeticError):
+    """The loss or the gradient norm of an update is NaN or infinite; the update was not applied."""
+
+
+def _diverged(what: str, progress: Progress, config: TrainConfig, last_path: Path) -> TrainingDiverged:
+    kept = (f"{last_path} keeps the last checkpoint from before it" if last_path.exists()
+            else "no checkpoint was written before it")
+    clip = "keep train.clip_grad at 1.0 or below" if config.clip_grad else "set train.clip_grad (e.g. 1.0)"
+    return TrainingDiverged(f"training diverged in epoch {progress.epoch}, {what}; "
+                            f"{kept}, models/model.pt and the metrics are unchanged. Lower train.lr (now "
+                            f"{config.lr:g}, e.g. to {config.lr / 4:g}) and {clip}, then run again")
 
 
 def _interrupted(signum: int, progress: Progress, last_path: Path) -> TrainingInterrupted:
@@ -219,7 +239,11 @@ def epoch_updates(data: ParallelData, config: TrainConfig, epoch: int) -> list[l
 def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: ParallelData,
                    group: list[np.ndarray], config: TrainConfig, device: torch.device,
                    dtype: Optional[torch.dtype]) -> tuple[float, int, float]:
-    """One update from ``group`` (``accumulate`` batches); returns summed loss, tokens, grad norm."""
+    """One update from ``group`` (``accumulate`` batches); returns summed loss, tokens, grad norm.
+
+    A non-finite loss or gradient norm raises :class:`NonFinite` before the
+    optimizer step, so the weights stay those of the previous update.
+    """
     batches = [collate(data, indices).to(device) for indices in group]
     n_tokens = sum(batch.n_tgt_tokens for batch in batches)
     optimizer.zero_grad(set_to_none=True)
@@ -230,8 +254,12 @@ def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: Paral
                                       config.label_smoothing).sum()
         (loss / n_tokens).backward()
         total += loss.item()
+    if not math.isfinite(total):
+        raise NonFinite(f"the loss is {total}")
     max_norm = config.clip_grad if config.clip_grad > 0 else math.inf
     grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+    if not math.isfinite(grad_norm):  # clipping cannot mend a NaN gradient: the update is not applied
+        raise NonFinite(f"the gradient norm is {grad_norm}")
     optimizer.step()
     return total, n_tokens, grad_norm
 
@@ -241,6 +269,8 @@ def _end_epoch(progress: Progress, n_steps: int, model: Seq2Seq, translator: Tra
                optimizer: torch.optim.Optimizer, best_state: dict, logger: Optional[EpochLogger]) -> dict:
     """Validate, keep the best weights, step the schedule, log, decide on early stopping."""
     valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
+    if not math.isfinite(valid_loss):
+        raise NonFinite(f"the valid loss at the end of the epoch is {valid_loss}")
     valid_bleu = validation_bleu(translator, valid_data)
     improved = progress.beaten_by(config.early_stop_metric, valid_loss, valid_bleu)
     metric = valid_loss if config.early_stop_metric == "loss" else valid_bleu
