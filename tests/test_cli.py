@@ -1,3 +1,9 @@
+import logging
+import queue
+import subprocess
+import sys
+import threading
+
 import pytest
 import torch
 import yaml
@@ -94,3 +100,86 @@ def test_translate_names_a_bad_input_or_device_flag(tmp_path):
     result = runner.invoke(app, ["translate", "--device", "gpu"], input="ein hund\n")
     assert result.exit_code == 1 and "--device: 'gpu' is not a device; use auto, cpu or cuda" in result.output
     assert "Traceback" not in result.output
+
+
+STREAM = ["ein hund läuft", "", "zwei katzen sitzen auf dem tisch", "ein mann", "Ж", "eine frau spielt ball",
+          "ein kind", "zwei hunde laufen auf dem gras"]
+
+
+@pytest.mark.parametrize("beam", ["1", "3"])
+def test_translate_in_small_chunks_gives_what_the_whole_input_gives(trained_project, beam):
+    text = "".join(line + "\n" for line in STREAM)
+    args = ["translate", "-m", str(trained_project.model), "--beam", beam, "--batch-size", "2"]
+    chunked = runner.invoke(app, [*args, "--chunk-lines", "3"], input=text)
+    whole = runner.invoke(app, args, input=text)
+    assert chunked.exit_code == 0 and whole.exit_code == 0, chunked.output + whole.output
+    assert chunked.stdout == whole.stdout
+    assert chunked.stdout.splitlines() == translator_of(trained_project.model, beam=int(beam)).translate_lines(STREAM)
+
+
+def test_translate_nbest_numbers_lines_across_chunks(trained_project):
+    args = ["translate", "-m", str(trained_project.model), "--beam", "3", "--nbest", "2"]
+    text = "".join(line + "\n" for line in STREAM[:5])
+    chunked = runner.invoke(app, [*args, "--chunk-lines", "2"], input=text)
+    assert chunked.exit_code == 0, chunked.output
+    assert [line.split(" ||| ")[0] for line in chunked.stdout.splitlines()] == \
+        ["0", "0", "1", "2", "2", "3", "3", "4", "4"]  # line 1 is empty: one empty hypothesis
+    assert chunked.stdout == runner.invoke(app, args, input=text).stdout
+
+
+def read_lines_within(stream, count: int, seconds: float) -> list[str]:
+    """``count`` lines of ``stream``, or fail when they do not all come within ``seconds``."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(stream.readline()) for _ in range(count)], daemon=True).start()
+    return [lines.get(timeout=seconds) for _ in range(count)]
+
+
+def test_translate_writes_each_chunk_before_the_input_ends(trained_project):
+    expected = translator_of(trained_project.model, beam=1).translate_lines(STREAM[:4])
+    command = [sys.executable, "-m", "s2s.cli", "translate", "-m", str(trained_project.model), "--beam", "1",
+               "--chunk-lines", "2", "--device", "cpu"]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          encoding="utf-8") as proc:
+        try:
+            for first in (0, 2):  # stdin stays open: the output of each chunk comes all the same
+                proc.stdin.write("".join(line + "\n" for line in STREAM[first:first + 2]))
+                proc.stdin.flush()
+                assert read_lines_within(proc.stdout, 2, 120) == [t + "\n" for t in expected[first:first + 2]]
+            proc.stdin.close()
+            assert proc.stdout.read() == "" and proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
+
+
+def test_translate_output_keeps_the_old_file_on_an_error_mid_input(trained_project, tmp_path):
+    source, target = tmp_path / "in.de", tmp_path / "out.en"
+    source.write_bytes("".join(line + "\n" for line in STREAM).encode() + b"kaputt \xff\n")
+    target.write_text("old\n", encoding="utf-8")
+    result = runner.invoke(app, ["translate", "-m", str(trained_project.model), "--beam", "1",
+                                 "--chunk-lines", "3", "-i", str(source), "-o", str(target)])
+    assert result.exit_code == 1 and f"{source}:9: invalid UTF-8" in result.output
+    assert target.read_text(encoding="utf-8") == "old\n"  # two chunks were translated, none written over it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.de", "out.en"]  # and no out.en.part
+    source.write_bytes("".join(line + "\n" for line in STREAM).encode())
+    result = runner.invoke(app, ["translate", "-m", str(trained_project.model), "--beam", "1",
+                                 "--chunk-lines", "3", "-i", str(source), "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text(encoding="utf-8").splitlines() == \
+        translator_of(trained_project.model, beam=1).translate_lines(STREAM)
+
+
+def test_max_src_len_defaults_to_the_models_max_pieces(trained_project, tmp_path, caplog):
+    checkpoint = torch.load(trained_project.model, weights_only=True)
+    checkpoint["params"]["tensorize"]["max_pieces"] = 6
+    model = tmp_path / "model.pt"
+    torch.save(checkpoint, model)
+    text = "ein hund\n" * 3 + "ein hund " * 40 + "\n"
+    with caplog.at_level(logging.WARNING, logger="s2s.translator"):
+        result = runner.invoke(app, ["translate", "-m", str(model), "--beam", "1", "--chunk-lines", "2"], input=text)
+        assert result.exit_code == 0, result.output
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and warnings[0].startswith("line 4:") and "truncated to 6" in warnings[0]
+        caplog.clear()
+        result = runner.invoke(app, ["translate", "-m", str(model), "--beam", "1", "--max-src-len", "1000"],
+                               input=text)
+        assert result.exit_code == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]

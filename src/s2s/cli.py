@@ -1,19 +1,21 @@
 """The ``s2s`` command: ``translate``, ``bench`` and ``info``.
 
 The pipeline stages are not here: ``dvc.yaml`` runs ``python stages/<name>.py``.
-Errors a user can fix end with one line on stderr and exit code 1.
+Errors a user can fix end with one line on stderr and exit code 1 (``--debug`` or
+``S2S_DEBUG=1``: with the traceback).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NoReturn, Optional
 
 import typer
 
-from s2s.errors import S2SError
+from s2s.errors import DEBUG_ENV, S2SError, report_faults
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Reproducible RNN attention machine translation (DVC, SentencePiece, sacreBLEU).")
@@ -27,14 +29,23 @@ def _setup_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
+@app.callback()
+def options(debug: bool = typer.Option(False, "--debug", help=f"show the full traceback of an error "
+                                                               f"(as {DEBUG_ENV}=1 does)")) -> None:
+    """Reproducible RNN attention machine translation (DVC, SentencePiece, sacreBLEU)."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def _exit(code: int) -> NoReturn:
+    raise typer.Exit(code)
+
+
 def _run(action: Callable[[], None]) -> None:
-    """Run ``action``; a user error becomes one message and exit code 1."""
+    """Run ``action``; a fault a user can fix (bad input, a full disk, an unwritable path) becomes one
+    ``error:`` line and exit code 1, without a traceback unless ``--debug``."""
     _setup_logging()
-    try:
-        action()
-    except S2SError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
+    report_faults(action, _exit)
 
 
 @app.command()
@@ -46,17 +57,27 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
                                                  help="beam size (default: eval.beam the model was trained with)"),
               nbest: int = typer.Option(1, "--nbest", min=1,
                                         help="print the N best, Moses style: 'line ||| text ||| score'"),
-              max_src_len: int = typer.Option(250, "--max-src-len", min=1,
-                                              help="truncate longer inputs (in pieces), with a warning"),
+              max_src_len: Optional[int] = typer.Option(
+                  None, "--max-src-len", min=1,
+                  help="truncate longer inputs (in pieces), with a warning (default: tensorize.max_pieces "
+                       "the model was trained with)"),
+              chunk_lines: Optional[int] = typer.Option(
+                  None, "--chunk-lines", min=1,
+                  help="lines read, translated and written at a time (default: 16 batches)"),
               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda")) -> None:
-    """Translate raw text, one sentence per line, keeping the order."""
+    """Translate raw text, one sentence per line, keeping the order.
+
+    Streamed: each chunk of lines is translated and written (stdout flushed) before the next is read.
+
+    --output FILE is written as FILE.part, renamed when all the input is done (an error keeps the old FILE).
+    """
     from s2s.checkpoint import load_model
     from s2s.config import Params, params_from_dict
     from s2s.device import resolve_device
     from s2s.search import LengthLimit
     from s2s.subword import Vocabs
-    from s2s.textio import decode_lines, read_lines, write_lines
-    from s2s.translator import Translator
+    from s2s.textio import iter_lines, stream_lines, write_line_chunks
+    from s2s.translator import Translator, moses_nbest
 
     def action() -> None:
         if input is not None and not input.is_file():
@@ -67,18 +88,14 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
                                 LengthLimit.from_eval(params.eval),
                                 batch_size, params.clean.normalization,
                                 beam=beam or params.eval.beam, len_penalty=params.eval.len_penalty,
-                                max_src_len=max_src_len)
-        lines = read_lines(input) if input else decode_lines(sys.stdin.buffer, "stdin")
+                                max_src_len=params.tensorize.max_pieces if max_src_len is None else max_src_len)
+        lines = stream_lines(input) if input else iter_lines(sys.stdin.buffer, "stdin")
+        progress = sys.stderr.isatty()
         if nbest > 1:
-            texts = [f"{number} ||| {text} ||| {score:.4f}"
-                     for number, hyps in enumerate(translator.nbest_lines(lines, nbest, sys.stderr.isatty()))
-                     for text, score in hyps]
+            chunks = moses_nbest(translator.nbest_stream(lines, nbest, chunk_lines, progress))
         else:
-            texts = translator.translate_lines(lines, progress=sys.stderr.isatty())
-        if output:
-            write_lines(output, texts)
-        else:
-            sys.stdout.write("".join(t + "\n" for t in texts))
+            chunks = translator.translate_stream(lines, chunk_lines, progress)
+        write_line_chunks(chunks, output)
     _run(action)
 
 

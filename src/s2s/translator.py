@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,31 @@ from s2s.tensors import pad
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 GREEDY_BATCHES_PER_GROUP = 16  # batches of sentences per greedy call; only a call's last steps run part-full
+# Lines of a stream read and translated at a time, in batches: one greedy group, so a chunk
+# decodes as efficiently as the whole input would (length-sorted batches, one part-full tail
+# per 16 batches), while what is held (lines, ids, attention maps) stays bounded and the first
+# output comes after 16 batches, not after the whole input.
+STREAM_BATCHES_PER_CHUNK = GREEDY_BATCHES_PER_GROUP
+NBest = list[tuple[str, float]]  # (text, score) of one line's best hypotheses, best first
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), each read only when asked for."""
+    if size < 1:
+        raise ValueError(f"chunk size {size}: must be at least 1")
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def moses_nbest(chunks_of_hyps: Iterable[list[NBest]], first: int = 0) -> Iterator[list[str]]:
+    """Chunks of n-best lists as chunks of Moses lines ``number ||| text ||| score``; numbers
+    count input lines from ``first`` across the chunks."""
+    number = first
+    for hyps_of_lines in chunks_of_hyps:
+        yield [f"{number + i} ||| {text} ||| {score:.4f}"
+               for i, hyps in enumerate(hyps_of_lines) for text, score in hyps]
+        number += len(hyps_of_lines)
 
 
 @dataclass
@@ -84,10 +110,16 @@ class Translator:
     def detokenize(self, hyps: Hypotheses) -> list[str]:
         return [self.vocabs.tgt.decode(seq) for seq in hyps.tokens]
 
-    def encode_lines(self, lines: Sequence[str]) -> list[np.ndarray]:
-        """Normalise and SentencePiece-encode raw lines; too long ones are truncated with a warning."""
+    @property
+    def chunk_lines(self) -> int:
+        """Lines per chunk of a stream, by default: :data:`STREAM_BATCHES_PER_CHUNK` batches."""
+        return STREAM_BATCHES_PER_CHUNK * self.batch_size
+
+    def encode_lines(self, lines: Sequence[str], first_line: int = 1) -> list[np.ndarray]:
+        """Normalise and SentencePiece-encode raw lines; too long ones are truncated with a warning
+        that names the line, counting ``lines[0]`` as line ``first_line``."""
         encoded = []
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(lines, start=first_line):
             ids = self.vocabs.src.encode(normalize(line, self.normalization))
             if len(ids) > self.max_src_len:
                 log.warning("line %d: %d source pieces, truncated to %d", number, len(ids), self.max_src_len)
@@ -95,9 +127,10 @@ class Translator:
             encoded.append(np.asarray(ids, dtype=np.int64))
         return encoded
 
-    def translate_lines(self, lines: Sequence[str], progress: bool = False) -> list[str]:
-        """Raw text in, plain text out, one line per line; empty lines stay empty."""
-        ids = self.encode_lines(lines)
+    def translate_lines(self, lines: Sequence[str], progress: bool = False, first_line: int = 1) -> list[str]:
+        """Raw text in, plain text out, one line per line; empty lines stay empty.
+        Warnings count ``lines[0]`` as line ``first_line``."""
+        ids = self.encode_lines(lines, first_line)
         keep = [i for i, seq in enumerate(ids) if len(seq)]
         texts = self.detokenize(self.translate_ids([ids[i] for i in keep], progress))
         out = [""] * len(lines)
@@ -105,11 +138,39 @@ class Translator:
             out[i] = text
         return out
 
-    def nbest_lines(self, lines: Sequence[str], nbest: int, progress: bool = False) -> list[list[tuple[str, float]]]:
-        """The ``nbest`` best (text, score) of each raw line; an empty line gives [("", 0.0)]."""
-        ids = self.encode_lines(lines)
+    def nbest_lines(self, lines: Sequence[str], nbest: int, progress: bool = False,
+                    first_line: int = 1) -> list[NBest]:
+        """The ``nbest`` best (text, score) of each raw line; an empty line gives [("", 0.0)].
+        Warnings count ``lines[0]`` as line ``first_line``."""
+        ids = self.encode_lines(lines, first_line)
         keep = [i for i, seq in enumerate(ids) if len(seq)]
         out: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
         for i, hyps in zip(keep, self.nbest_ids([ids[i] for i in keep], nbest, progress)):
             out[i] = [(self.vocabs.tgt.decode(h.tokens), h.score) for h in hyps]
         return out
+
+    def translate_stream(self, lines: Iterable[str], chunk_lines: Optional[int] = None,
+                         progress: bool = False) -> Iterator[list[str]]:
+        """:meth:`translate_lines` over a stream: chunks of ``chunk_lines`` lines (default
+        :attr:`chunk_lines`) are read, translated (length-sorted within the chunk) and yielded,
+        in input order, before the next chunk is read. Warnings name the line of the stream."""
+        return self._stream(lines, chunk_lines, progress,
+                            lambda chunk, first: self.translate_lines(chunk, first_line=first))
+
+    def nbest_stream(self, lines: Iterable[str], nbest: int, chunk_lines: Optional[int] = None,
+                     progress: bool = False) -> Iterator[list[NBest]]:
+        """:meth:`nbest_lines` over a stream, chunk by chunk as :meth:`translate_stream` does."""
+        return self._stream(lines, chunk_lines, progress,
+                            lambda chunk, first: self.nbest_lines(chunk, nbest, first_line=first))
+
+    def _stream(self, lines: Iterable[str], chunk_lines: Optional[int], progress: bool,
+                translate_chunk: Callable[[list[str], int], list[T]]) -> Iterator[list[T]]:
+        """``translate_chunk(chunk, number of its first line)`` of each chunk, with a progress bar
+        counting lines."""
+        first = 1
+        with tqdm(desc="translating", unit=" lines", disable=None if progress else True,
+                  leave=False, file=sys.stderr) as bar:
+            for chunk in chunks(lines, chunk_lines or self.chunk_lines):
+                yield translate_chunk(chunk, first)
+                first += len(chunk)
+                bar.update(len(chunk))
