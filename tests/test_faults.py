@@ -432,3 +432,10 @@ def test_s2s_debug_and_debug_show_the_traceback(project, tmp_path):
     for proc in (s2s("--debug", "translate", "-m", str(bad), cwd=project.root, stdin="x\n"),
                  s2s("translate", "-m", str(bad), cwd=project.root, stdin="x\n", S2S_DEBUG="1")):
         assert proc.returncode != 0 and "Traceback" in proc.stderr and "S2SError" in proc.stderr
+
+
+def test_bench_refuses_tensors_older_than_the_vocabulary(project):
+    remake_vocabulary(project, 50)
+    line = error_line(s2s("bench", "--root", str(project.root), "--params", str(project.params), "--steps", "1",
+                          cwd=project.root))
+    assert "made with another vocabulary than" in line and "dvc repro tensorize" in line

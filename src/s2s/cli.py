@@ -123,16 +123,19 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
         layout = Layout(root)
         device = resolve_device(config.train.device)
         set_threads(config.train.threads)
+        vocabs = Vocabs.load(layout.spm)
         trained = None
         model_path = model or layout.model
         if model_path.exists():
-            net, _ = load_model(model_path, device)
-            if net.config == config.model:  # a checkpoint from before a new knob gets its default
+            net, checkpoint = load_model(model_path, device)
+            same_vocabulary = Vocabs.from_protos(checkpoint["spm"]).fingerprint() == vocabs.fingerprint()
+            if net.config == config.model and same_vocabulary:  # an older checkpoint's new knobs: defaults
                 trained = net
         decode_split = config.data.test_sets[0] if config.data.test_sets else "valid"
-        result = run_bench(config, ParallelData.load(layout.split_tensors("train")),
-                           ParallelData.load(layout.split_tensors(decode_split)),
-                           Vocabs.load(layout.spm), device, trained, steps=steps)
+        train_data, decode_data = (ParallelData.load(layout.split_tensors(s)) for s in ("train", decode_split))
+        for data in (train_data, decode_data):
+            data.require_vocabulary(vocabs, str(layout.spm), "Run `dvc repro tensorize` first")
+        result = run_bench(config, train_data, decode_data, vocabs, device, trained, steps=steps)
         typer.echo(format_table(result) + ("" if trained else "\n(decoding figures are of an untrained model)"))
         if out:
             write_json(out, {**result.to_dict(), "trained_model_for_decoding": trained is not None})
