@@ -22,6 +22,10 @@ class S2SError(Exception):
     """A problem with the user's input (params, files, data) and how to fix it."""
 
 
+class ConfigError(S2SError):
+    """An invalid params file: unknown key, wrong type, or value out of range."""
+
+
 def debugging() -> bool:
     """Whether ``S2S_DEBUG`` asks for full tracebacks."""
     return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
