@@ -44,16 +44,58 @@ def test_unequal_line_counts_name_both_files(tmp_path):
         read_parallel(a, b)
 
 
-def test_clean_corpus_writes_nothing_when_a_split_is_bad(tmp_path):
+def test_clean_corpus_in_the_stage_outputs_writes_nothing_when_a_split_is_bad(tmp_path):
+    from s2s.atomic import stage_outputs
     raw, out = tmp_path / "raw", tmp_path / "clean"
     raw.mkdir()
     write(raw / "train.de", b"ein hund\n")
     write(raw / "train.en", b"a dog\n")
     write(raw / "valid.de", b"eins\n")
     write(raw / "valid.en", b"one\ntwo\n")
-    with pytest.raises(CorpusError):
-        clean_corpus(raw, out, ["train", "valid"], "de", "en", CleanConfig())
-    assert not out.exists()
+    with pytest.raises(CorpusError, match=r"valid\.de has 1 lines but .*valid\.en has 2"):
+        with stage_outputs() as outputs:
+            clean_corpus(raw, outputs.directory(out), ["train", "valid"], "de", "en", CleanConfig())
+    assert not out.exists() and list(tmp_path.iterdir()) == [raw]
+
+
+def whole_list_clean(src, tgt, config, is_train):
+    """The former clean: whole lists in, a set of the pairs' text for dedupe."""
+    from s2s.clean import DROP_REASONS, drop_reason
+    out_src, out_tgt, seen, dropped = [], [], set(), {r: 0 for r in DROP_REASONS}
+    for s, t in zip(src, tgt):
+        s, t = normalize(s, config.normalization), normalize(t, config.normalization)
+        if is_train:
+            reason = drop_reason(s, t, config)
+            if reason is None and config.dedupe:
+                reason = "duplicate" if (s, t) in seen else None
+                seen.add((s, t))
+            if reason is not None:
+                dropped[reason] += 1
+                continue
+        out_src.append(s)
+        out_tgt.append(t)
+    return out_src, out_tgt, dropped
+
+
+def test_streaming_clean_gives_the_old_clean_output(tiny_corpus, tmp_path):
+    """The streamed output equals that of cleaning the whole lists at once (the former clean_corpus)."""
+    raw = Path(tiny_corpus["train"]["src"]).parent
+    (raw / "train.de").write_text((raw / "train.de").read_text() * 2 + "  Ein\u00a0Hund\t\n\n", encoding="utf-8")
+    (raw / "train.en").write_text((raw / "train.en").read_text() * 2 + "a  dog\nempty\n", encoding="utf-8")
+    stats = clean_corpus(raw, tmp_path / "clean", ["train", "valid", "test"], "de", "en", CleanConfig())
+    for split in ("train", "valid", "test"):
+        src, tgt = read_lines(raw / f"{split}.de"), read_lines(raw / f"{split}.en")
+        want_src, want_tgt, want_dropped = whole_list_clean(src, tgt, CleanConfig(), is_train=split == "train")
+        assert read_lines(tmp_path / "clean" / f"{split}.src") == want_src
+        assert read_lines(tmp_path / "clean" / f"{split}.tgt") == want_tgt
+        assert stats[split].dropped == want_dropped and stats[split].lines_in == len(src)
+    assert stats["train"].dropped["duplicate"] >= 300 and stats["train"].dropped["empty"] == 1
+
+
+def test_dedupe_keeps_a_digest_per_pair_not_the_text():
+    from s2s.clean import pair_digest
+    assert pair_digest("a b", "c") != pair_digest("a", "b c")  # the two sides are kept apart
+    assert isinstance(pair_digest("ein hund", "a dog"), int) and pair_digest("x", "y") < 2 ** 64
 
 
 def test_clean_corpus_limits_train_pairs(tmp_path):
