@@ -43,3 +43,29 @@ def test_vocabularies_round_trip_through_bytes(tmp_path):
         again = Vocabs.from_protos(vocabs.to_protos())
         assert again.joint == joint
         assert again.tgt.encode("a dog runs") == vocabs.tgt.encode("a dog runs")
+
+
+def test_the_sample_is_seeded_in_corpus_order_and_everything_when_the_corpus_is_smaller(tmp_path):
+    from s2s.subword import sample_sentences
+    src, tgt = train_text(tmp_path)
+    every = list(sample_sentences([src, tgt], 0, seed=1))
+    assert every == src.read_text().splitlines() + tgt.read_text().splitlines()
+    assert list(sample_sentences([src, tgt], 800, seed=1)) == every  # 800 lines: not more than the sample
+    sample = list(sample_sentences([src, tgt], 100, seed=1))
+    assert len(sample) == 100 and sample == list(sample_sentences([src, tgt], 100, seed=1))
+    assert sample != list(sample_sentences([src, tgt], 100, seed=2))
+    rest = iter(every)
+    assert all(line in rest for line in sample)  # a subsequence: corpus order kept
+
+
+def test_a_sampled_training_is_byte_identical_across_runs_and_a_large_enough_sample_changes_nothing(tmp_path):
+    import dataclasses
+    src, tgt = train_text(tmp_path)
+    whole = SpmConfig(vocab_size=60, input_sentence_size=0)
+    for name, config in (("whole", whole), ("big", dataclasses.replace(whole, input_sentence_size=10_000)),
+                         ("s1", dataclasses.replace(whole, input_sentence_size=300)),
+                         ("s2", dataclasses.replace(whole, input_sentence_size=300))):
+        train_subword(src, tgt, tmp_path / name, config)
+    model = lambda name: (tmp_path / name / "spm.model").read_bytes()  # noqa: E731
+    assert model("whole") == model("big")
+    assert model("s1") == model("s2") and model("s1") != model("whole")

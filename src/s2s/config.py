@@ -78,7 +78,10 @@ class SpmConfig:
     model_type: str = _knob("unigram", choices=("unigram", "bpe"), doc="SentencePiece algorithm")
     joint: bool = _knob(True, doc="one vocabulary for both languages")
     character_coverage: float = _knob(1.0, low=0.9, high=1.0, doc="share of characters covered")
-    seed: int = _knob(42, low=0, doc="SentencePiece random seed")
+    seed: int = _knob(42, low=0, doc="SentencePiece random seed (also of the sentence sample)")
+    input_sentence_size: int = _knob(1_000_000, low=0,
+                                     doc="train on a seeded sample of this many sentences when the training "
+                                         "text has more (0 = every sentence); bounds spm's time and memory")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """SentencePiece training and encoding.
 
 Ids are fixed: pad 0, unk 1, bos 2, eos 3. Training uses a fixed seed and a
-single thread so two runs on the same text write byte-identical models. A
+single thread so two runs on the same text write byte-identical models; on a
+corpus of more than ``spm.input_sentence_size`` sentences it trains on a seeded
+sample of them, so its time and memory do not grow with the corpus. A
 joint vocabulary is ``spm.model``; separate ones are ``src.model`` and
 ``tgt.model`` in the same directory.
 """
@@ -12,7 +14,9 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import sentencepiece as spm
 
 from s2s.atomic import write_bytes
@@ -26,22 +30,41 @@ class SubwordError(S2SError):
     """SentencePiece could not be trained or loaded."""
 
 
+def _lines(paths: list[Path]) -> Iterator[str]:
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            yield from (line.rstrip("\n") for line in handle)
+
+
+def sample_sentences(paths: list[Path], size: int, seed: int) -> Iterator[str]:
+    """The lines of ``paths`` in order, or, when they hold more than ``size`` (> 0), a sample of
+    ``size`` of them drawn without replacement by ``seed``, in corpus order.
+
+    Two passes over the files (one to count the lines); memory holds the sample's line numbers.
+    """
+    total = sum(1 for _ in _lines(paths)) if size else 0
+    if not size or total <= size:
+        yield from _lines(paths)
+        return
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=size, replace=False))  # (size,)
+    position = 0
+    for number, line in enumerate(_lines(paths)):
+        if position < size and number == chosen[position]:
+            position += 1
+            yield line
+
+
 def _train_one(inputs: list[Path], out_dir: Path, name: str, config: SpmConfig) -> None:
     """Train one model on ``inputs``; write ``out_dir/name.model`` and ``.vocab`` atomically.
 
     Sentences are streamed and the model returned in memory, so no path ends
     up inside the model: the same text gives the same bytes wherever it lives.
     """
-    def sentences():
-        for path in inputs:
-            with open(path, encoding="utf-8") as handle:
-                yield from (line.rstrip("\n") for line in handle)
-
     spm.set_random_generator_seed(config.seed)
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=sentences(), model_writer=model,
+            sentence_iterator=sample_sentences(inputs, config.input_sentence_size, config.seed), model_writer=model,
             vocab_size=config.vocab_size, model_type=config.model_type,
             character_coverage=config.character_coverage,
             pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
