@@ -17,7 +17,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_params, tmp_path):
-    data = ParallelData.load(tiny_project.tensors / "train.pt")
+    data = ParallelData.load(tiny_project.split_tensors("train"))
     last = tmp_path / "last.pt"
     torch.save({"fingerprint": fingerprint(tiny_params, data), "progress": {"stopped": False},
                 "model": {"w": torch.zeros(2)}}, last)
@@ -31,7 +31,7 @@ def test_resume_needs_the_same_training_params_and_data(tiny_project, tiny_param
     for other in (with_train(tiny_params, lr=0.01), dataclasses.replace(tiny_params, eval=valid_decoding),
                   dataclasses.replace(tiny_params, model=dataclasses.replace(tiny_params.model, hidden=16))):
         assert resume_point(last, other, data) is None
-    assert resume_point(last, tiny_params, ParallelData.load(tiny_project.tensors / "valid.pt")) is None
+    assert resume_point(last, tiny_params, ParallelData.load(tiny_project.split_tensors("valid"))) is None
 
 
 def test_a_saved_model_loads_with_its_params_and_vocabularies(tiny_project, tiny_params, tmp_path):

@@ -22,5 +22,5 @@ def test_the_outputs_in_dvc_yaml_are_the_paths_of_the_layout():
 def test_paths_are_under_the_root():
     layout = Layout(Path("/project"))
     assert layout.raw_corpus("multi30k") == Path("/project/data/raw/multi30k")
-    assert layout.split_tensors("test_2016_flickr") == Path("/project/data/tensors/test_2016_flickr.pt")
+    assert layout.split_tensors("test_2016_flickr") == Path("/project/data/tensors/test_2016_flickr")
     assert layout.params == Path("/project/params.yaml")

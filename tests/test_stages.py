@@ -125,14 +125,15 @@ def test_stages_write_their_contract(trained_copy, trained_params):
 
 def test_a_stage_that_fails_halfway_leaves_its_previous_output_whole(tiny_project, tiny_params):
     layout = tiny_project
-    before = {p.name: p.read_bytes() for p in layout.tensors.iterdir()}
-    for side in ("src", "tgt"):  # new training text, so a new train.pt would differ from the old
+    before = {str(p.relative_to(layout.tensors)): p.read_bytes() for p in layout.tensors.rglob("*") if p.is_file()}
+    for side in ("src", "tgt"):  # new training text, so new train arrays would differ from the old
         lines = (layout.clean / f"train.{side}").read_text(encoding="utf-8").splitlines(keepends=True)
         (layout.clean / f"train.{side}").write_text("".join(lines[:-1]), encoding="utf-8")
     (layout.clean / "test.src").unlink()  # tensorize would write train and valid, then fail on test
     with pytest.raises(Exception, match="test.src"):
         stage("tensorize").run(tiny_params, layout)
-    assert {p.name: p.read_bytes() for p in layout.tensors.iterdir()} == before
+    after = {str(p.relative_to(layout.tensors)): p.read_bytes() for p in layout.tensors.rglob("*") if p.is_file()}
+    assert after == before
     assert sorted(p.name for p in layout.tensors.parent.iterdir()) == ["clean", "raw", "spm", "tensors"]
 
 

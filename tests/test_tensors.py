@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from s2s.subword import BOS_ID, EOS_ID, PAD_ID
-from s2s.tensors import ParallelData, TensorError, collate, pack, save_split, token_batches
+from s2s.tensors import ParallelData, TensorError, arrays_digest, collate, pack, token_batches
+
+
+def test_pack_flattens_ids_and_offsets():
+    ids, offsets = pack([[5, 6, 7], [8], [9, 10]])
+    assert ids.dtype == np.int32 and ids.tolist() == [5, 6, 7, 8, 9, 10] and offsets.tolist() == [0, 3, 4, 6]
+    data = make_data([[5, 6, 7], [8], [9, 10]], [[11], [12, 13], [14]])
+    assert [data.src(i).tolist() for i in range(3)] == [[5, 6, 7], [8], [9, 10]] and data.tgt_lens.tolist() == [1, 2, 1]
 
 
 def make_data(src_seqs, tgt_seqs) -> ParallelData:
@@ -12,22 +19,46 @@ def make_data(src_seqs, tgt_seqs) -> ParallelData:
     return ParallelData({"src": src, "src_offsets": src_off, "tgt": tgt, "tgt_offsets": tgt_off})
 
 
-def test_round_trip_through_disk(tmp_path):
-    src_seqs = [[5, 6, 7], [8], [9, 10]]
-    tgt_seqs = [[11], [12, 13], [14, 15, 16, 17]]
-    src, src_off = pack(src_seqs)
-    assert src.dtype == torch.int32 and src_off.tolist() == [0, 3, 4, 6]
-    arrays = {"src": src, "src_offsets": src_off, "tgt": pack(tgt_seqs)[0], "tgt_offsets": pack(tgt_seqs)[1]}
-    save_split(arrays, tmp_path / "x.pt")
-    data = ParallelData.load(tmp_path / "x.pt")
-    assert [data.src(i).tolist() for i in range(3)] == src_seqs
-    assert [data.tgt(i).tolist() for i in range(3)] == tgt_seqs
-    assert not list(tmp_path.glob("*.part"))
+def test_a_split_opens_memory_mapped_and_read_only(tiny_project):
+    data = ParallelData.load(tiny_project.split_tensors("valid"))
+    assert isinstance(data.src_ids, np.memmap) and isinstance(data.tgt_offsets, np.memmap)
+    assert data.src_ids.dtype == np.int32 and data.src_offsets.dtype == np.int64
+    assert data.src_offsets[0] == 0 and data.src_offsets[-1] == len(data.src_ids)
+    with pytest.raises(ValueError, match="read-only"):
+        data.src_ids[0] = 7
+    assert data.digest == arrays_digest({"src": data.src_ids, "src_offsets": data.src_offsets,
+                                         "tgt": data.tgt_ids, "tgt_offsets": data.tgt_offsets})
+
+
+def test_memory_mapped_data_gives_the_same_batches_as_in_memory(tiny_project):
+    mapped = ParallelData.load(tiny_project.split_tensors("train"))
+    in_memory = ParallelData({name: np.array(getattr(mapped, attr)) for name, attr in
+                              (("src", "src_ids"), ("src_offsets", "src_offsets"), ("tgt", "tgt_ids"),
+                               ("tgt_offsets", "tgt_offsets"))})
+    assert not isinstance(in_memory.src_ids, np.memmap) and in_memory.digest == mapped.digest
+    mapped_order = token_batches(mapped.src_lens, mapped.tgt_lens, 400, np.random.default_rng(3), 2)
+    memory_order = token_batches(in_memory.src_lens, in_memory.tgt_lens, 400, np.random.default_rng(3), 2)
+    assert len(mapped_order) == len(memory_order)
+    assert all(np.array_equal(x, y) for x, y in zip(mapped_order, memory_order))
+    for indices in mapped_order:
+        batch_a, batch_b = collate(mapped, indices), collate(in_memory, indices)
+        for field in ("src", "src_lens", "tgt_in", "tgt_out"):
+            assert torch.equal(getattr(batch_a, field), getattr(batch_b, field))
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(TensorError, match="run `dvc repro tensorize`"):
-        ParallelData.load(tmp_path / "none.pt")
+        ParallelData.load(tmp_path / "none")
+
+
+def test_tensors_of_an_older_format_or_damaged_are_a_clear_error(tiny_project, tmp_path):
+    torch.save({"src": torch.zeros(3, dtype=torch.int32)}, tmp_path / "valid.pt")
+    with pytest.raises(TensorError, match=r"valid: tensors in the format of an older s2s .*dvc repro tensorize"):
+        ParallelData.load(tmp_path / "valid")
+    valid = tiny_project.split_tensors("valid")
+    (valid / "tgt.npy").write_bytes((valid / "tgt.npy").read_bytes()[:200])
+    with pytest.raises(TensorError, match=r"valid: .*(damaged|do not match).*dvc repro tensorize"):
+        ParallelData.load(valid)
 
 
 def test_collate_adds_bos_eos_and_pads():
@@ -101,23 +132,6 @@ def test_a_batch_of_k_buckets_holds_what_k_accumulated_batches_would():
     assert [b.tolist() for b in decoding] == [b.tolist() for b in token_batches(lens, lens, 2000)]
 
 
-def test_valid_and_test_sentences_are_truncated_with_a_warning_naming_the_line(tiny_project, caplog):
-    from s2s.subword import Vocabs
-    from s2s.tensors import encode_split
-    clean = tiny_project.clean
-    lines = (clean / "valid.src").read_text().splitlines()
-    lines[2] = " ".join(["hund"] * 400)
-    (clean / "valid.src").write_text("".join(line + "\n" for line in lines))
-    vocabs = Vocabs.load(tiny_project.spm)
-    with caplog.at_level("WARNING"):
-        data = ParallelData(encode_split(clean, "valid", vocabs, max_pieces=50))
-    assert len(data) == len(lines)  # truncated, never dropped
-    assert len(data.src(2)) == 50 and max(data.src_lens) == 50
-    assert f"{clean / 'valid.src'}:3: " in caplog.text and "truncated to 50 (tensorize.max_pieces)" in caplog.text
-    untouched = ParallelData(encode_split(clean, "valid", vocabs))
-    assert len(untouched.src(2)) > 50 and np.array_equal(untouched.src(0), data.src(0))
-
-
 def test_tensors_record_their_vocabulary_and_refuse_another(tiny_project, tmp_path):
     import dataclasses
 
@@ -129,9 +143,9 @@ def test_tensors_record_their_vocabulary_and_refuse_another(tiny_project, tmp_pa
     data.require_vocabulary(vocabs, "data/spm", "rerun")
     train_subword(tiny_project.clean / "train.src", tiny_project.clean / "train.tgt", tmp_path,
                   dataclasses.replace(SpmConfig(), vocab_size=50))
-    with pytest.raises(TensorError, match=r"valid.pt: made with another vocabulary than other's; .* Run it"):
+    with pytest.raises(TensorError, match=r"valid: made with another vocabulary than other's; .* Run it"):
         data.require_vocabulary(Vocabs.load(tmp_path), "other", "Run it")
-    old = {k: v for k, v in torch.load(tiny_project.split_tensors("valid"), weights_only=True).items()
-           if k != "vocab"}
+    unrecorded = ParallelData({"src": data.src_ids, "src_offsets": data.src_offsets, "tgt": data.tgt_ids,
+                               "tgt_offsets": data.tgt_offsets}, tmp_path / "old")
     with pytest.raises(TensorError, match="by an older s2s"):
-        ParallelData(old, tmp_path / "old.pt").require_vocabulary(vocabs, "data/spm", "rerun")
+        unrecorded.require_vocabulary(vocabs, "data/spm", "rerun")

@@ -28,8 +28,8 @@ from s2s.validation import validation_loss
 
 
 def run(layout, params, model_path, last_path=None, logger=None):
-    return train(params, ParallelData.load(layout.tensors / "train.pt"),
-                 ParallelData.load(layout.tensors / "valid.pt"), Vocabs.load(layout.spm), model_path,
+    return train(params, ParallelData.load(layout.split_tensors("train")),
+                 ParallelData.load(layout.split_tensors("valid")), Vocabs.load(layout.spm), model_path,
                  last_path or model_path.with_name(model_path.stem + ".last.pt"), logger)
 
 
@@ -105,7 +105,7 @@ def test_schedules_and_bleu_early_stopping_and_accumulation_train(tiny_project, 
 def test_one_batch_of_k_buckets_makes_the_update_of_k_accumulated_batches(tiny_project, tiny_params):
     """train.buckets_per_batch: k joins the k batches that train.accumulate: k would sum, in one padded
     batch that the packed decoder runs without its padding: the same update, up to float rounding."""
-    data = ParallelData.load(tiny_project.tensors / "train.pt")
+    data = ParallelData.load(tiny_project.split_tensors("train"))
     config = with_train(tiny_params, batch_tokens=120, buckets_per_batch=3).train
     joined = epoch_updates(data, config, epoch=1)
     accumulated = epoch_updates(data, dataclasses.replace(config, batch_tokens=40, buckets_per_batch=1,
@@ -139,7 +139,7 @@ def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_p
     # The reported loss is the average's own, and the choice follows the early-stopping metric.
     averaged_model, _ = load_model(tmp_path / "m.pt", torch.device("cpu"))
     averaged_model.load_state_dict(average_states(last["recent_models"]))
-    loss = validation_loss(averaged_model, ParallelData.load(tiny_project.tensors / "valid.pt"),
+    loss = validation_loss(averaged_model, ParallelData.load(tiny_project.split_tensors("valid")),
                            params.train.batch_tokens, torch.device("cpu"))
     assert loss == pytest.approx(quality["average_valid_loss"], abs=1e-6)
     assert result.average.chosen == (loss < quality["best_valid_loss"])

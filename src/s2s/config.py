@@ -92,6 +92,8 @@ class TensorizeConfig:
                             doc="valid and test sentences longer than this (SentencePiece pieces, either side) are "
                                 "truncated with a warning naming the line, never dropped; also the default input "
                                 "limit of s2s translate")
+    workers: int = _knob(0, low=0, high=256, doc="processes encoding the text in parallel (0 = one per core); "
+                         "the output is the same bytes whatever the number")
 
 
 @dataclass(frozen=True)

@@ -44,4 +44,5 @@ class Layout:
         return self.raw / corpus
 
     def split_tensors(self, split: str) -> Path:
-        return self.tensors / f"{split}.pt"
+        """The directory of ``split``'s token arrays (see :mod:`s2s.tensors`)."""
+        return self.tensors / split

@@ -1,15 +1,20 @@
-"""Token ids on disk and length-bucketed batches.
+"""Token ids on disk, opened memory-mapped, and length-bucketed batches.
 
-A split is one file ``<split>.pt`` holding, per side, a flat int32 array of
-token ids and an int64 array of offsets (``offsets[i]:offsets[i+1]`` is
-sentence ``i``), and the fingerprint of the SentencePiece models that made
-the ids. Batches group sentences of similar length so that a token
-budget is spent on real tokens, not padding.
+A split is a directory ``<split>/`` of flat arrays in NumPy's ``.npy`` format:
+per side an int32 array of token ids (``src.npy``, ``tgt.npy``) and an int64
+array of offsets (``src_offsets.npy``: ``offsets[i]:offsets[i+1]`` is sentence
+``i``), and ``meta.json`` with the fingerprint of the SentencePiece models that
+made the ids, the sizes and the sha256 of the arrays. Training opens the arrays
+memory-mapped: it reads the offsets (lengths) to build batches and only the
+ids of the sentences in each batch, so its memory does not grow with the
+corpus. :mod:`s2s.tensorizer` writes them. Batches group sentences of similar
+length so that a token budget is spent on real tokens, not padding.
 """
 
 from __future__ import annotations
 
-import logging
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -17,88 +22,89 @@ from typing import Optional
 import numpy as np
 import torch
 
-from s2s.atomic import save_torch
 from s2s.errors import S2SError
 from s2s.subword import BOS_ID, EOS_ID, PAD_ID, Vocabs
-from s2s.textio import read_lines
 
-
-log = logging.getLogger(__name__)
-MAX_WARNINGS = 10  # truncated lines named one by one per file; then a count
+FORMAT = "s2s-tensors-1"
+ARRAYS = ("src", "src_offsets", "tgt", "tgt_offsets")  # file <name>.npy each, hashed in this order
+META = "meta.json"
 
 
 class TensorError(S2SError):
     """Missing or malformed tensor files."""
 
 
-def pack(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+def pack(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Flatten id lists into (ids int32 (total,), offsets int64 (n+1,))."""
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     ids = np.fromiter((t for s in sequences for t in s), dtype=np.int32, count=int(offsets[-1]))
-    return torch.from_numpy(ids), torch.from_numpy(offsets)
+    return ids, offsets
 
 
-def truncate(sequences: list[list[int]], max_pieces: int, name: str) -> int:
-    """Cut every sequence longer than ``max_pieces`` (in place), warning with the file and line; how many."""
-    cut = 0
-    for number, sequence in enumerate(sequences, start=1):
-        if len(sequence) > max_pieces:
-            cut += 1
-            if cut <= MAX_WARNINGS:
-                log.warning("%s:%d: %d pieces, truncated to %d (tensorize.max_pieces)", name, number,
-                            len(sequence), max_pieces)
-            del sequence[max_pieces:]
-    if cut > MAX_WARNINGS:
-        log.warning("%s: %d lines truncated to %d pieces in all", name, cut, max_pieces)
-    return cut
+def combine_digests(array_digests: list[bytes]) -> str:
+    """The split's sha256: of the sha256 digests of its arrays, in :data:`ARRAYS` order."""
+    return hashlib.sha256(b"".join(array_digests)).hexdigest()
 
 
-def encode_split(clean_dir: Path, split: str, vocabs: Vocabs,
-                 max_pieces: Optional[int] = None) -> dict[str, torch.Tensor | str]:
-    """Encode ``clean_dir/<split>.{src,tgt}`` into packed id arrays, with the vocabulary's fingerprint.
-
-    With ``max_pieces`` (valid and test sets), longer sentences are truncated with a warning
-    naming the line, never dropped: the set keeps every line, and memory stays bounded.
-    """
-    arrays: dict[str, torch.Tensor | str] = {"vocab": vocabs.fingerprint()}
-    for side, processor in (("src", vocabs.src), ("tgt", vocabs.tgt)):
-        path = clean_dir / f"{split}.{side}"
-        sequences = processor.encode(read_lines(path))
-        if max_pieces is not None:
-            truncate(sequences, max_pieces, str(path))
-        arrays[side], arrays[f"{side}_offsets"] = pack(sequences)
-    return arrays
-
-
-def save_split(arrays: dict[str, torch.Tensor], path: Path) -> None:
-    """``torch.save`` through a .part file renamed when complete."""
-    save_torch(arrays, path)
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """The split's sha256 (what ``meta.json`` records) computed from the arrays themselves."""
+    return combine_digests([hashlib.sha256(np.ascontiguousarray(arrays[name]).data).digest() for name in ARRAYS])
 
 
 class ParallelData:
-    """One tensorized split: sentence ``i`` is ``src[i]`` / ``tgt[i]`` as id arrays.
+    """One tensorized split: sentence ``i`` is ``src(i)`` / ``tgt(i)`` as id arrays.
 
-    ``vocab`` is the fingerprint of the SentencePiece models it was encoded with
-    (:meth:`Vocabs.fingerprint`), ``path`` the file it came from.
+    ``arrays`` holds ``src``, ``src_offsets``, ``tgt``, ``tgt_offsets`` (NumPy arrays,
+    memory-mapped when loaded from disk, or torch tensors); ``vocab`` is the
+    fingerprint of the SentencePiece models the ids were made with
+    (:meth:`Vocabs.fingerprint`), ``path`` the directory they came from.
     """
 
-    def __init__(self, arrays: dict[str, torch.Tensor | str], path: Optional[Path] = None):
+    def __init__(self, arrays: dict, path: Optional[Path] = None, vocab: Optional[str] = None,
+                 digest: Optional[str] = None):
         self.path = path
-        self.vocab = arrays.get("vocab")
-        self.src_ids = arrays["src"].numpy()
-        self.src_offsets = arrays["src_offsets"].numpy()
-        self.tgt_ids = arrays["tgt"].numpy()
-        self.tgt_offsets = arrays["tgt_offsets"].numpy()
+        self.vocab = vocab if vocab is not None else arrays.get("vocab")
+        as_numpy = {name: arrays[name].numpy() if isinstance(arrays[name], torch.Tensor) else arrays[name]
+                    for name in ARRAYS}
+        self.src_ids, self.src_offsets = as_numpy["src"], as_numpy["src_offsets"]      # (src_tokens,), (n+1,)
+        self.tgt_ids, self.tgt_offsets = as_numpy["tgt"], as_numpy["tgt_offsets"]      # (tgt_tokens,), (n+1,)
         self.src_lens = np.diff(self.src_offsets)  # (n,)
         self.tgt_lens = np.diff(self.tgt_offsets)  # (n,)
+        self._digest = digest
 
     @classmethod
     def load(cls, path: Path) -> "ParallelData":
-        if not Path(path).exists():
-            raise TensorError(f"{path}: tensor file not found; run `dvc repro tensorize` first")
-        return cls(torch.load(path, weights_only=True), Path(path))
+        """Open the split directory ``path`` (its arrays memory-mapped, read-only)."""
+        path = Path(path)
+        if not (path / META).is_file():
+            if path.with_suffix(".pt").is_file() or path.suffix == ".pt":
+                raise TensorError(f"{path}: tensors in the format of an older s2s (one .pt file per split); "
+                                  "run `dvc repro tensorize` to write them again")
+            raise TensorError(f"{path}: tensor files not found; run `dvc repro tensorize` first")
+        try:
+            meta = json.loads((path / META).read_text())
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+            arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+        except (OSError, ValueError) as err:
+            raise TensorError(f"{path}: damaged tensor files ({err}); run `dvc repro tensorize` to write "
+                              "them again") from None
+        for side in ("src", "tgt"):
+            offsets = arrays[f"{side}_offsets"]
+            if len(offsets) != meta["pairs"] + 1 or offsets[-1] != len(arrays[side]):
+                raise TensorError(f"{path}: {side} ids and offsets do not match {META}; run "
+                                  "`dvc repro tensorize` to write them again")
+        return cls(arrays, path, vocab=meta["vocab"], digest=meta["sha256"])
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the arrays (from ``meta.json`` when loaded: no need to read the ids)."""
+        if self._digest is None:
+            self._digest = arrays_digest({"src": self.src_ids, "src_offsets": self.src_offsets,
+                                          "tgt": self.tgt_ids, "tgt_offsets": self.tgt_offsets})
+        return self._digest
 
     def require_vocabulary(self, vocabs: Vocabs, owner: str, rerun: str) -> None:
         """Raise :class:`TensorError` unless these ids were made with ``vocabs`` (those of ``owner``)."""
