@@ -117,3 +117,112 @@ def test_a_long_line_without_spaces_is_dropped_by_its_characters():
     assert stats.dropped["too_many_chars"] == 1 and stats.lines_out == 2
     valid, _, _ = clean_split([wall], ["a wall"], CleanConfig(max_chars=1000), is_train=False)
     assert valid == [wall]  # valid and test keep every line (tensorize truncates their pieces)
+
+
+def set_based_clean(src, tgt, config):
+    """The former dedupe of train: a Python set of every kept pair's digest, one pair at a time."""
+    from s2s.clean import DROP_REASONS, drop_reason, pair_digest
+    out, seen, dropped = [], set(), {r: 0 for r in DROP_REASONS}
+    for s, t in zip(src, tgt):
+        s, t = normalize(s, config.normalization), normalize(t, config.normalization)
+        reason = drop_reason(s, t, config)
+        if reason is None and config.dedupe:
+            digest = pair_digest(s, t)
+            reason = "duplicate" if digest in seen else None
+            seen.add(digest)
+        if reason is not None:
+            dropped[reason] += 1
+            continue
+        out.append((s, t))
+    return [s for s, _ in out], [t for _, t in out], dropped
+
+
+def repetitive_corpus(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """``n`` raw pairs drawn from few distinct ones (and spelling variants that normalise alike), so
+    most are repeats, some of a pair far behind, some of the pair just before; a few are filtered."""
+    import random
+    rng = random.Random(seed)
+    words = ["ein", "hund", "läuft", "Cafe\u0301", "über", "die", "straße", "x"]
+    base = [(" ".join(rng.choices(words, k=rng.randint(1, 4))), " ".join(rng.choices(words, k=rng.randint(1, 4))))
+            for _ in range(40)] + [("", "empty"), ("a " * 90, "too long")]
+    src, tgt = [], []
+    for _ in range(n):
+        s, t = rng.choice(base) if rng.random() < 0.8 or not src else (src[-1], tgt[-1])
+        if rng.random() < 0.3:  # the same pair after normalisation: a duplicate too
+            s, t = f"  {s}\t", t.replace(" ", "\u00a0 ")
+        src.append(s)
+        tgt.append(t)
+    return src, tgt
+
+
+def test_first_occurrences_across_chunks_equal_a_set_in_order():
+    import numpy as np
+    from s2s.clean import FirstOccurrences, first_occurrences
+    rng = np.random.default_rng(0)
+    values = np.array([0, 1, 2 ** 63, 2 ** 64 - 1, 12345], dtype=np.uint64)  # the whole unsigned range
+    digests = values[rng.integers(0, len(values), size=500)]
+    seen, want = set(), []
+    for d in digests.tolist():
+        want.append(d not in seen)
+        seen.add(d)
+    assert first_occurrences(digests).tolist() == want
+    for build_chunk, chunk in ((2, 3), (7, 1), (1 << 20, 64)):  # repeats straddle every boundary
+        first = FirstOccurrences(digests.copy(), chunk=build_chunk)
+        got = np.concatenate([first.keep(digests[i:i + chunk]) for i in range(0, len(digests), chunk)])
+        assert got.tolist() == want
+    assert sorted(first.repeated.tolist()) == sorted(values.tolist())  # it keeps the repeated values only
+    assert first_occurrences(np.array([5, 3, 5, 3, 9], dtype=np.uint64)).tolist() == [True, True, False, False, True]
+    assert first_occurrences(np.empty(0, dtype=np.uint64)).tolist() == []
+
+
+def test_dedupe_keeps_the_first_occurrence_in_corpus_order(tmp_path):
+    src, tgt, stats = clean_split(["b", "a", "b ", "c", "a"], ["2", "1", "2", "3", "1"], CleanConfig(), is_train=True)
+    assert (src, tgt) == (["b", "a", "c"], ["2", "1", "3"])
+    assert stats.dropped["duplicate"] == 2 and stats.lines_out == 3
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write(raw / "train.de", "b\na\nb\nc\na\n".encode())
+    write(raw / "train.en", "2\n1\n2\n3\n1\n".encode())
+    clean_corpus(raw, tmp_path / "clean", ["train"], "de", "en", CleanConfig())
+    assert read_lines(tmp_path / "clean" / "train.src") == ["b", "a", "c"]
+
+
+def test_two_pass_dedupe_gives_the_set_based_output_across_chunk_boundaries(tmp_path, monkeypatch):
+    import s2s.clean
+    src, tgt = repetitive_corpus(3000)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write(raw / "train.de", "".join(s + "\n" for s in src).encode())
+    write(raw / "train.en", "".join(t + "\n" for t in tgt).encode())
+    config = CleanConfig(max_len=80)
+    want_src, want_tgt, want_dropped = set_based_clean(src, tgt, config)
+    assert want_dropped["duplicate"] > 2000 and want_dropped["empty"] and want_dropped["too_long"]
+    for chunk in (1, 7, 64, 1 << 16):  # pairs per chunk of digests: repeats straddle the boundaries
+        monkeypatch.setattr(s2s.clean, "_CHUNK", chunk)
+        out = tmp_path / f"clean{chunk}"
+        stats = clean_corpus(raw, out, ["train"], "de", "en", config)
+        assert read_lines(out / "train.src") == want_src and read_lines(out / "train.tgt") == want_tgt
+        assert stats["train"].dropped == want_dropped
+        assert (stats["train"].lines_in, stats["train"].lines_out) == (3000, len(want_src))
+        assert sorted(p.name for p in out.iterdir()) == ["train.src", "train.tgt"]  # no temporary file left
+    got_src, got_tgt, stats = clean_split(src, tgt, config, is_train=True)
+    assert (got_src, got_tgt, stats.dropped) == (want_src, want_tgt, want_dropped)
+
+
+def test_dedupe_leaves_no_temporary_file_when_it_fails(tmp_path, monkeypatch):
+    import s2s.clean
+    raw, out = tmp_path / "raw", tmp_path / "clean"
+    raw.mkdir()
+    write(raw / "train.de", b"a\nb\na\n")
+    write(raw / "train.en", b"x\ny\n")
+    with pytest.raises(CorpusError, match="has 3 lines but"):  # in the first pass
+        clean_corpus(raw, out, ["train"], "de", "en", CleanConfig())
+    assert list(out.iterdir()) == []
+    write(raw / "train.en", b"x\ny\nx\n")
+
+    def broken(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(s2s.clean, "_copy_first_occurrences", broken)  # in the second pass
+    with pytest.raises(OSError, match="No space left"):
+        clean_corpus(raw, out, ["train"], "de", "en", CleanConfig())
+    assert list(out.iterdir()) == []

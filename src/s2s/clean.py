@@ -4,23 +4,31 @@ Every split is Unicode-normalised (NFC or NFKC), control characters removed
 and whitespace collapsed. Only train is filtered (empty side, too many words
 or characters, length ratio, duplicates): valid and test sets keep every line so scores stay
 comparable with published ones. Cleaning streams: pairs are read, cleaned and
-written one at a time, and dedupe keeps an 8-byte digest per pair, so memory
-does not grow with the corpus beyond those digests.
+written one at a time. Dedupe keeps the first occurrence of every pair, in order, by an
+8-byte digest per pair held in a numpy array (not a Python set of ints, ~100 bytes
+each) and compared by sorting: a first pass writes the cleaned pairs and their digests
+to a temporary directory, a second copies the first occurrences. Memory does not grow
+with the corpus beyond those 8 bytes per pair.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
+
 from s2s.config import CleanConfig
 from s2s.textio import CorpusError, iter_lines, read_lines
 
 DROP_REASONS = ("empty", "too_long", "too_many_chars", "ratio", "duplicate")
+_CHUNK = 1 << 16  # pairs per chunk of digests written and checked by dedupe
 
 
 def normalize(line: str, form: str) -> str:
@@ -84,40 +92,84 @@ def drop_reason(src: str, tgt: str, config: CleanConfig) -> str | None:
     return None
 
 
+def _digest_bytes(src: str, tgt: str) -> bytes:
+    return hashlib.blake2b(f"{src}\n{tgt}".encode(), digest_size=8).digest()
+
+
 def pair_digest(src: str, tgt: str) -> int:
     """An 8-byte digest of a normalised pair: what dedupe keeps instead of the strings (normalised
     lines hold no newline, so the joined text is unambiguous)."""
-    return int.from_bytes(hashlib.blake2b(f"{src}\n{tgt}".encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(_digest_bytes(src, tgt), "little")
 
 
-def clean_pairs(pairs: Iterable[tuple[str, str]], config: CleanConfig, is_train: bool,
-                stats: SplitStats) -> Iterator[tuple[str, str]]:
-    """Normalise pairs as they come; filter and dedupe them too when ``is_train``, counting in ``stats``.
+def filtered_pairs(pairs: Iterable[tuple[str, str]], config: CleanConfig, is_train: bool,
+                   stats: SplitStats) -> Iterator[tuple[str, str]]:
+    """Normalise pairs as they come; when ``is_train``, drop those :func:`drop_reason` rejects.
 
-    Dedupe holds one 8-byte digest per kept pair, not the text.
+    Counts ``stats.lines_in`` and the filters' drops; dedupe (:class:`FirstOccurrences`) comes after.
     """
-    seen: set[int] = set()
     for s, t in pairs:
         stats.lines_in += 1
         s, t = normalize(s, config.normalization), normalize(t, config.normalization)
         if is_train:
             reason = drop_reason(s, t, config)
-            if reason is None and config.dedupe:
-                digest = pair_digest(s, t)
-                reason = "duplicate" if digest in seen else None
-                seen.add(digest)
             if reason is not None:
                 stats.dropped[reason] += 1
                 continue
-        stats.lines_out += 1
         yield s, t
+
+
+class FirstOccurrences:
+    """Which digests of a sequence are the first of their value, decided chunk by chunk in order.
+
+    Built from every digest of the sequence (8 bytes each, sorted in place): it keeps only the
+    values that occur more than once (sorted, at most half the digests, usually a few) and a flag
+    per such value; :meth:`keep` then takes the digests in sequence order, in chunks of any size,
+    and marks the first occurrence of every value. Vectorised numpy throughout.
+    """
+
+    def __init__(self, digests: np.ndarray, chunk: int = 1 << 20):
+        digests.sort()  # (n,) uint64, in place
+        repeated = []
+        for start in range(0, len(digests), chunk):
+            part = digests[start:start + chunk + 1]
+            repeated.append(np.unique(part[1:][part[1:] == part[:-1]]))
+        self.repeated = np.unique(np.concatenate(repeated)) if repeated else np.empty(0, np.uint64)  # (m,)
+        self.seen = np.zeros(len(self.repeated), bool)  # (m,): the value's first occurrence is behind
+
+    def keep(self, digests: np.ndarray) -> np.ndarray:
+        """(k,) bool for the next ``digests`` (k,) of the sequence: True at first occurrences."""
+        keep = np.ones(len(digests), bool)
+        if not len(self.repeated) or not len(digests):
+            return keep
+        slot = np.minimum(np.searchsorted(self.repeated, digests), len(self.repeated) - 1)  # (k,)
+        hits = np.flatnonzero(self.repeated[slot] == digests)  # positions of repeated values
+        values, first = np.unique(slot[hits], return_index=True)  # first hit of each value in this chunk
+        keep[hits] = False
+        keep[hits[first[~self.seen[values]]]] = True
+        self.seen[values] = True
+        return keep
+
+
+def first_occurrences(digests: np.ndarray) -> np.ndarray:
+    """(n,) bool: True where ``digests`` (n,) holds a value for the first time."""
+    return FirstOccurrences(digests.copy()).keep(digests)
+
+
+def _digest_array(pairs: list[tuple[str, str]]) -> np.ndarray:
+    return np.frombuffer(b"".join(_digest_bytes(s, t) for s, t in pairs), dtype="<u8")
 
 
 def clean_split(src: list[str], tgt: list[str], config: CleanConfig,
                 is_train: bool) -> tuple[list[str], list[str], SplitStats]:
-    """:func:`clean_pairs` of two lists, as lists, with the split's counts."""
+    """Clean two lists (normalise; filter and dedupe train), as lists, with the split's counts."""
     stats = SplitStats()
-    kept = list(clean_pairs(zip(src, tgt), config, is_train, stats))
+    kept = list(filtered_pairs(zip(src, tgt), config, is_train, stats))
+    if is_train and config.dedupe:
+        unique = list(itertools.compress(kept, first_occurrences(_digest_array(kept))))
+        stats.dropped["duplicate"] = len(kept) - len(unique)
+        kept = unique
+    stats.lines_out = len(kept)
     _require_some(stats)
     return [s for s, _ in kept], [t for _, t in kept], stats
 
@@ -135,26 +187,71 @@ def _first(pairs: Iterator[tuple[str, str]], limit: int | None) -> Iterator[tupl
             yield pair
 
 
+def _write_pairs(pairs: Iterable[tuple[str, str]], src_path: Path, tgt_path: Path,
+                 digest_path: Path | None = None) -> int:
+    """Write the pairs' sides, a line each (and, given ``digest_path``, their 8-byte digests); their count."""
+    count, digests = 0, []
+    with open(src_path, "w", encoding="utf-8", newline="\n") as src_out, \
+            open(tgt_path, "w", encoding="utf-8", newline="\n") as tgt_out, \
+            (open(digest_path, "wb") if digest_path else contextlib.nullcontext()) as digest_out:
+        for s, t in pairs:
+            src_out.write(s + "\n")
+            tgt_out.write(t + "\n")
+            count += 1
+            if digest_out is not None:
+                digests.append(_digest_bytes(s, t))
+                if len(digests) == _CHUNK:
+                    digest_out.write(b"".join(digests))
+                    digests.clear()
+        if digest_out is not None:
+            digest_out.write(b"".join(digests))
+    return count
+
+
+def _copy_first_occurrences(tmp: Path, src_path: Path, tgt_path: Path) -> int:
+    """Copy the pairs of ``tmp/{src,tgt}`` to the two paths but repeats of an earlier pair (by their
+    digests in ``tmp/digests``); the number copied."""
+    first = FirstOccurrences(np.fromfile(tmp / "digests", dtype="<u8"))  # frees the digests once built
+    kept = 0
+    with open(tmp / "src", "rb") as src_in, open(tmp / "tgt", "rb") as tgt_in, \
+            open(tmp / "digests", "rb") as digest_in, \
+            open(src_path, "wb") as src_out, open(tgt_path, "wb") as tgt_out:
+        while len(chunk := np.fromfile(digest_in, dtype="<u8", count=_CHUNK)):
+            keep = first.keep(chunk).tolist()
+            src_out.writelines(itertools.compress(itertools.islice(src_in, len(keep)), keep))
+            tgt_out.writelines(itertools.compress(itertools.islice(tgt_in, len(keep)), keep))
+            kept += sum(keep)
+    return kept
+
+
 def clean_corpus(raw_dir: Path, out_dir: Path, splits: list[str], src_lang: str, tgt_lang: str,
                  config: CleanConfig, max_train_pairs: int = 0) -> dict[str, SplitStats]:
     """Clean every split of ``raw_dir/<split>.<lang>`` into ``out_dir/<split>.{src,tgt}``, streaming.
 
     Lines are read, cleaned and written one pair at a time, so memory does not grow with the
-    corpus (but for dedupe's digests). ``out_dir`` is written as it goes: give the stage's
-    temporary directory (:func:`s2s.atomic.stage_outputs`), which replaces the old output only
-    when every split is done. With ``max_train_pairs``, only the first pairs of train are
-    cleaned, but its sides are still checked whole.
+    corpus but for dedupe's 8 bytes per pair. Dedupe takes two passes: the first normalises
+    and filters train into a temporary directory inside ``out_dir`` (removed when done or on
+    error) with the pairs' digests; the second copies the first occurrence of every pair, in
+    order. ``out_dir`` is written as it goes: give the stage's temporary directory
+    (:func:`s2s.atomic.stage_outputs`), which replaces the old output only when every split is
+    done. With ``max_train_pairs``, only the first pairs of train are cleaned, but its sides are
+    still checked whole.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = {}
     for split in splits:
         pairs = parallel_lines(raw_dir / f"{split}.{src_lang}", raw_dir / f"{split}.{tgt_lang}")
         limit = max_train_pairs if split == "train" and max_train_pairs else None
+        is_train = split == "train"
         stats[split] = SplitStats()
-        with open(out_dir / f"{split}.src", "w", encoding="utf-8", newline="\n") as src_out, \
-                open(out_dir / f"{split}.tgt", "w", encoding="utf-8", newline="\n") as tgt_out:
-            for s, t in clean_pairs(_first(pairs, limit), config, split == "train", stats[split]):
-                src_out.write(s + "\n")
-                tgt_out.write(t + "\n")
+        kept = filtered_pairs(_first(pairs, limit), config, is_train, stats[split])
+        src_path, tgt_path = out_dir / f"{split}.src", out_dir / f"{split}.tgt"
+        if is_train and config.dedupe:
+            with tempfile.TemporaryDirectory(prefix=".dedupe-", dir=out_dir) as tmp:
+                filtered = _write_pairs(kept, Path(tmp) / "src", Path(tmp) / "tgt", Path(tmp) / "digests")
+                stats[split].lines_out = _copy_first_occurrences(Path(tmp), src_path, tgt_path)
+            stats[split].dropped["duplicate"] = filtered - stats[split].lines_out
+        else:
+            stats[split].lines_out = _write_pairs(kept, src_path, tgt_path)
         _require_some(stats[split])
     return stats
