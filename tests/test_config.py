@@ -84,6 +84,29 @@ def test_custom_corpus_files_are_typed():
         params_from_dict({"data": {"files": {"train": {"sorce": "a"}}}})
 
 
+@pytest.mark.parametrize("files, message", [
+    ({"tsv": "t.tsv", "src": "a"}, r"has both tsv and src; give either src and tgt \(a file per side\) or tsv "
+                                   r"\(one file, source<TAB>target per line\), not both$"),
+    ({"tsv": "t.tsv", "src": "a", "tgt": "b"}, r"has both tsv and src and tgt; give either src and tgt .*, not both$"),
+    ({}, r"no file; give either src and tgt \(a file per side\) or tsv \(one file, source<TAB>target per line\)$"),
+    ({"src_sha256": "0" * 64}, r"no file; give either src and tgt"),
+    ({"src": "a"}, r"no tgt for its src; give either src and tgt"),
+    ({"tgt": "b"}, r"no src for its tgt; give either src and tgt"),
+    ({"tsv": "t.tsv", "src_sha256": "0" * 64},
+     r"checks no file, data\.files\.train\.src is not given; remove it, or give the file"),
+])
+def test_custom_files_take_one_form_per_split(files, message):
+    with pytest.raises(ConfigError, match=r"^params\.yaml: data\.files\.train(\.src_sha256)?: " + message):
+        params_from_dict({"data": {"corpus": "custom", "files": {"train": files}}}, source="params.yaml")
+
+
+def test_a_tsv_split_loads():
+    files = params_from_dict({"data": {"corpus": "custom", "files": {
+        "train": {"tsv": "train.tsv.xz", "tsv_sha256": "0" * 64}, "valid": {"src": "v.de", "tgt": "v.en"}}}}).data.files
+    assert (files["train"].tsv, files["train"].tsv_sha256, files["train"].src) == ("train.tsv.xz", "0" * 64, "")
+    assert files["valid"].tsv == "" and files["valid"].tsv_sha256 is None
+
+
 def test_missing_and_malformed_files(tmp_path):
     from s2s.config import load_params_with_overrides
     bad = tmp_path / "bad.yaml"
@@ -158,6 +181,8 @@ def test_new_knobs_have_their_defaults_and_old_models_params_still_load():
                                                r"test set once"),
     ({"data": {"files": {"t": {"src": "a", "tgt": "b", "tgt_sha256": "ABC"}}}},
      r"data\.files\.t\.tgt_sha256: 'ABC' is not a sha256; give 64 lowercase hex digits"),
+    ({"data": {"files": {"t": {"tsv": "t.tsv", "tsv_sha256": "0" * 63}}}},
+     r"data\.files\.t\.tsv_sha256: '0{63}' is not a sha256; give 64 lowercase hex digits"),
 ])
 def test_names_that_become_file_names_stay_under_data(raw, message):
     with pytest.raises(ConfigError, match=message):

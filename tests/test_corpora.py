@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bz2
+import errno
 import gzip
 import hashlib
 import http.server
 import logging
+import lzma
 import threading
 import time
 from pathlib import Path
@@ -280,3 +283,119 @@ def test_a_full_disk_while_decompressing_is_not_blamed_on_the_source(tmp_path, m
         corpora._decompress_to(source, tmp_path / "raw" / "train.de")
     assert failure.value.errno == errno.ENOSPC and failure.value.filename == str(tmp_path / "raw" / "train.de")
     assert not (tmp_path / "raw" / "train.de").exists() and not list((tmp_path / "raw").glob("*.part"))
+
+
+COMPRESS = {"plain": lambda data: data, "gz": lambda data: gzip.compress(data, mtime=0),
+            "xz": lzma.compress, "bz2": bz2.compress}
+
+
+def custom_params(files: dict):
+    return params_from_dict({"data": {"corpus": "custom", "test_sets": ["test"], "files": files}}).data
+
+
+def raw_files(files: dict, tmp_path: Path, name: str) -> dict[str, bytes]:
+    """What the download writes for ``files``: raw file name -> content (no .part left over)."""
+    out = tmp_path / name
+    download(custom_params(files), out, Sources(tmp_path / "cache"))
+    assert not leftovers(tmp_path)
+    return {path.name: path.read_bytes() for path in sorted(out.iterdir())}
+
+
+def write_tsv(path: Path, src: Path, tgt: Path, compress: str) -> str:
+    """The lines of ``src`` and ``tgt`` joined by a tab into ``path``, compressed; its path."""
+    rows = zip(src.read_bytes().splitlines(keepends=True), tgt.read_bytes().splitlines(keepends=True))
+    path.write_bytes(COMPRESS[compress](b"".join(s.rstrip(b"\r\n") + b"\t" + t for s, t in rows)))
+    return str(path)
+
+
+@pytest.mark.parametrize("compress", list(COMPRESS))
+def test_tsv_gives_the_raw_files_of_its_src_tgt_pair(tiny_corpus, tmp_path, compress):
+    train = tiny_corpus["train"]  # odd lines the pair form keeps as they are: CRLF, invalid UTF-8, no last newline
+    for side, odd in (("src", b"ein hund\r\n\xff\xfe\nzwei"), ("tgt", b"a dog\r\n\xc3(\ntwo")):
+        Path(train[side]).write_bytes(Path(train[side]).read_bytes() + odd)
+    tsv = {split: {"tsv": write_tsv(tmp_path / f"{split}.tsv.{compress}", Path(files["src"]), Path(files["tgt"]),
+                                    compress)} for split, files in tiny_corpus.items()}
+    by_pair = raw_files(tiny_corpus, tmp_path, "pair")
+    assert sorted(by_pair) == ["test.de", "test.en", "train.de", "train.en", "valid.de", "valid.en"]
+    assert by_pair["train.de"].endswith(b"ein hund\r\n\xff\xfe\nzwei")
+    assert raw_files(tsv, tmp_path, "tsv") == by_pair
+
+
+def test_tsv_from_a_url_and_its_sha256(server, tiny_corpus, tmp_path):
+    files = {split: {"tsv": write_tsv(tmp_path / f"{split}.tsv", Path(f["src"]), Path(f["tgt"]), "xz")}
+             for split, f in tiny_corpus.items()}
+    served = Path(files["train"]["tsv"]).read_bytes()
+    server.files["/mine/train.tsv.xz"] = served
+    files["train"] = {"tsv": f"{server.url}/mine/train.tsv.xz", "tsv_sha256": hashlib.sha256(served).hexdigest()}
+    assert raw_files(files, tmp_path, "raw") == raw_files(tiny_corpus, tmp_path, "pair")
+    assert server.requests == ["/mine/train.tsv.xz"]  # one file for both sides
+    files["valid"]["tsv_sha256"] = "0" * 64
+    with pytest.raises(DownloadError, match=r"data\.files\.valid\.tsv: .*valid\.tsv does not match its sha256"):
+        download(custom_params(files), tmp_path / "raw", Sources(tmp_path / "cache"))
+
+
+def test_src_and_tgt_as_xz_and_bz2_are_decompressed(tiny_corpus, tmp_path):
+    test_en = Path(tiny_corpus["test"]["tgt"])
+    test_en.write_bytes(b"BZh9 is text, not bzip2\n" + test_en.read_bytes())
+    packed = {}
+    for (split, files), (src_kind, tgt_kind) in zip(tiny_corpus.items(), (("xz", "bz2"), ("bz2", "xz"), ("gz", "plain"))):
+        packed[split] = {}
+        for side, kind in (("src", src_kind), ("tgt", tgt_kind)):
+            path = tmp_path / f"{split}.{side}.data"  # told by the first bytes, not the name
+            path.write_bytes(COMPRESS[kind](Path(files[side]).read_bytes()))
+            packed[split][side] = str(path)
+    assert raw_files(packed, tmp_path, "packed") == raw_files(tiny_corpus, tmp_path, "plain")
+
+
+@pytest.mark.parametrize("row, columns", [(b"ein\thund\tzwei\n", "3 tab-separated columns"),
+                                          (b"ein hund\r\n", "1 tab-separated column"),
+                                          (b"\n", "1 tab-separated column")])
+def test_a_malformed_tsv_row_names_file_and_line_and_writes_nothing(tiny_corpus, tmp_path, row, columns):
+    tsv = tmp_path / "train.tsv"
+    tsv.write_bytes(b"ein\ta\n\xff\t\xfe\n" + row + b"zwei\ttwo\n")  # bad UTF-8 is clean's business, not this
+    files = {**tiny_corpus, "train": {"tsv": str(tsv)}}
+    out = tmp_path / "raw"
+    with pytest.raises(DownloadError) as info:
+        download(custom_params(files), out, Sources(tmp_path / "cache"))
+    assert str(info.value) == (f"data.files.train.tsv: {tsv}:3: {columns}, expected 2 (source<TAB>target); "
+                               "fix or remove the line")
+    assert not out.exists() or not list(out.iterdir())
+
+
+@pytest.mark.parametrize("compress", ["gz", "xz", "bz2"])
+@pytest.mark.parametrize("damage", ["truncated", "garbled", "bad-trailer"])
+@pytest.mark.parametrize("form", ["pair", "tsv"])
+def test_a_damaged_compressed_file_is_named(tiny_corpus, tmp_path, compress, damage, form):
+    train = tiny_corpus["train"]
+    bad = tmp_path / f"train.{form}.{compress}"
+    if form == "tsv":
+        write_tsv(bad, Path(train["src"]), Path(train["tgt"]), compress)
+        files = {**tiny_corpus, "train": {"tsv": str(bad)}}
+    else:
+        bad.write_bytes(COMPRESS[compress](Path(train["src"]).read_bytes()))
+        files = {**tiny_corpus, "train": {**train, "src": str(bad)}}
+    packed = bytearray(bad.read_bytes())
+    if damage == "truncated":
+        del packed[len(packed) // 2:]
+    elif damage == "garbled":
+        packed[len(packed) // 2:len(packed) // 2 + 8] = bytes(8)
+    else:  # checksums and sizes, checked once the whole stream is read
+        packed[-4:] = bytes(b ^ 0xFF for b in packed[-4:])
+    bad.write_bytes(packed)
+    unreadable = rf"{bad}: cannot read \(.+\); delete it and download again"
+    if form == "tsv" and damage == "garbled":  # garbage may reach the splitter before the decoder notices
+        unreadable += rf"|data\.files\.train\.tsv: {bad}:\d+: \d+ tab-separated columns?, expected 2 .*"
+    with pytest.raises(DownloadError, match=rf"^({unreadable})$"):
+        download(custom_params(files), tmp_path / "raw", Sources(tmp_path / "cache"))
+    assert not leftovers(tmp_path) and not (tmp_path / "raw" / "train.de").exists()
+
+
+def test_a_full_disk_while_splitting_a_tsv_names_the_side_written(tmp_path):
+    from s2s import corpora
+
+    class FullDisk:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OSError) as failure:
+        corpora._NamedWriter(FullDisk(), tmp_path / "train.de").write(b"ein hund\n")
+    assert failure.value.errno == errno.ENOSPC and failure.value.filename == str(tmp_path / "train.de")

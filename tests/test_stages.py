@@ -85,9 +85,10 @@ def test_stages_write_their_contract(trained_copy, trained_params):
     assert data["train"]["lines_in"] == 300 and set(data) == {"train", "valid", "test"}
     stage("evaluate").run(trained_params, layout)
     train = json.loads((layout.metrics / "train.json").read_text())
-    assert set(train) == {"params", "epochs", "steps", "best_epoch", "best_valid_loss", "best_valid_ppl",
-                          "best_valid_bleu", "model_is_average"}
-    assert train["epochs"] == 2 and train["best_epoch"] in (1, 2)
+    assert set(train) == {"params", "epochs", "steps", "best_epoch", "best_step", "validations", "best_valid_loss",
+                          "best_valid_ppl", "best_valid_bleu", "model_is_average"}
+    assert train["epochs"] == 2 and train["best_epoch"] in (1, 2) and train["validations"] == 2
+    assert train["best_step"] in (train["steps"] // 2, train["steps"])
     model, checkpoint = load_model(layout.model, torch.device("cpu"))
     assert train["params"] == model.num_parameters() and train["steps"] == checkpoint["step"]
     assert train["best_epoch"] == checkpoint["epoch"] and train["model_is_average"] is False

@@ -69,3 +69,19 @@ def test_a_sampled_training_is_byte_identical_across_runs_and_a_large_enough_sam
     model = lambda name: (tmp_path / name / "spm.model").read_bytes()  # noqa: E731
     assert model("whole") == model("big")
     assert model("s1") == model("s2") and model("s1") != model("whole")
+
+
+def test_two_trainings_with_two_threads_write_identical_bytes(tmp_path):
+    import os
+    from s2s.subword import training_threads
+    src, tgt = train_text(tmp_path)
+    for model_type in ("unigram", "bpe"):
+        config = SpmConfig(vocab_size=60, model_type=model_type, threads=2)
+        for run in ("a", "b"):
+            train_subword(src, tgt, tmp_path / f"{model_type}-{run}", config)
+        for ext in (".model", ".vocab"):
+            assert (tmp_path / f"{model_type}-a" / f"spm{ext}").read_bytes() == \
+                (tmp_path / f"{model_type}-b" / f"spm{ext}").read_bytes()
+    assert SpmConfig().threads == 1  # the default: the committed Multi30k model's bytes
+    assert training_threads(SpmConfig(threads=0)) == (os.cpu_count() or 1)
+    assert training_threads(SpmConfig(threads=3)) == 3

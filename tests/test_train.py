@@ -23,7 +23,7 @@ from s2s.layout import Layout
 from s2s.signals import TrainingInterrupted
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import build_model, epoch_updates, optimizer_step, train
+from s2s.train import build_model, epoch_updates, optimizer_step, train, update_batches
 from s2s.validation import validation_loss
 
 
@@ -117,7 +117,8 @@ def test_one_batch_of_k_buckets_makes_the_update_of_k_accumulated_batches(tiny_p
         torch.manual_seed(0)
         model = build_model(tiny_params.model, Vocabs.load(tiny_project.spm))
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)  # the weights move by the gradient itself
-        loss, tokens, _ = optimizer_step(model, optimizer, data, group, config, torch.device("cpu"), None)
+        loss, tokens, _ = optimizer_step(model, optimizer, update_batches(data, group), config,
+                                         torch.device("cpu"), None)
         weights.append((loss, tokens, torch.cat([p.detach().flatten() for p in model.parameters()])))
     (loss_a, tokens_a, a), (loss_b, tokens_b, b) = weights
     assert tokens_a == tokens_b and loss_a == pytest.approx(loss_b, rel=1e-5)
@@ -129,6 +130,8 @@ def test_the_average_of_the_last_epochs_is_validated_and_kept_when_better(tiny_p
     result = run(tiny_project, params, tmp_path / "m.pt", tmp_path / "last.pt")
     quality = result.quality()
     assert (quality["average_first_epoch"], quality["average_last_epoch"]) == (2, 4)
+    per_epoch = result.progress.step // 4
+    assert (quality["average_first_step"], quality["average_last_step"]) == (2 * per_epoch, 4 * per_epoch)
     last = torch.load(tmp_path / "last.pt", weights_only=False)
     assert len(last["recent_models"]) == 3
     expected = average_states(last["recent_models"]) if result.average.chosen else last["best_model"]
@@ -229,6 +232,74 @@ def test_a_signal_during_validation_stops_at_the_end_of_that_epoch(trained_proje
     assert (tmp_path / "models" / "model.pt").read_bytes() == trained_project.model.read_bytes()
 
 
+def step_params(params, layout, **changes):
+    """Validation every third of an epoch (never on an epoch's end) and a stop in the middle of epoch 3."""
+    per_epoch = len(epoch_updates(ParallelData.load(layout.split_tensors("train")), params.train, 1))
+    assert per_epoch >= 6, per_epoch
+    every = per_epoch // 3 + (per_epoch % (per_epoch // 3) == 0)
+    return with_train(params, valid_every=every, max_steps=2 * per_epoch + per_epoch // 2, max_epochs=10,
+                      **changes), per_epoch
+
+
+def test_training_by_steps_validates_every_n_updates_and_stops_at_max_steps(tiny_project, tiny_params, tmp_path):
+    params, per_epoch = step_params(tiny_params, tiny_project, average_last=2, patience=100)
+    every, max_steps = params.train.valid_every, params.train.max_steps
+    recorder = Recorder()
+    result = run(tiny_project, params, tmp_path / "m.pt", logger=recorder)
+    quality = result.quality()
+    points = list(range(every, max_steps + 1, every))
+    points += [max_steps] if points[-1] != max_steps else []  # where it stops, it validates
+    assert quality["steps"] == max_steps and quality["epochs"] == 2  # stopped mid-epoch 3
+    assert quality["validations"] == len(recorder.epochs) == len(points)
+    assert [epoch for epoch, _ in recorder.epochs] == [1 + (step - 1) // per_epoch for step in points]
+    losses = [m["valid/loss"] for _, m in recorder.epochs]
+    assert quality["best_step"] == points[losses.index(min(losses))]
+    assert (quality["average_first_step"], quality["average_last_step"]) == (points[-2], points[-1])
+    _, checkpoint = load_model(tmp_path / "m.pt", torch.device("cpu"))
+    assert checkpoint["step"] == max_steps
+
+
+def test_early_stopping_by_steps_counts_validations(tiny_project, tiny_params, tmp_path):
+    # A learning rate far too high makes the valid loss stop improving.
+    params, _ = step_params(tiny_params, tiny_project, lr=1.0, lr_schedule="constant", patience=2, average_last=0)
+    params = with_train(params, max_steps=50 * params.train.max_steps)
+    recorder = Recorder()
+    result = run(tiny_project, params, tmp_path / "m.pt", logger=recorder)
+    best, bad, expected = math.inf, 0, None
+    for number, (_, metrics) in enumerate(recorder.epochs, start=1):
+        best, bad = (metrics["valid/loss"], 0) if metrics["valid/loss"] < best else (best, bad + 1)
+        if bad >= 2:
+            expected = number
+            break
+    assert expected is not None and len(recorder.epochs) == expected
+    assert result.progress.step == expected * params.train.valid_every < params.train.max_steps
+
+
+def test_a_run_by_steps_stopped_mid_epoch_resumes_to_the_same_model(tiny_project, tiny_params, tmp_path,
+                                                                    monkeypatch):
+    import s2s.train as training
+    params, per_epoch = step_params(tiny_params, tiny_project, average_last=2, checkpoint_every=0)
+    reference = run(tiny_project, params, tmp_path / "reference.pt", tmp_path / "reference.last.pt")
+    calls = []
+
+    def stopped_at_the_second_validation(*args):  # Ctrl-C while the second validation runs
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return validation_loss(*args)
+
+    monkeypatch.setattr(training, "validation_loss", stopped_at_the_second_validation)
+    last = tmp_path / "last.pt"
+    with pytest.raises(TrainingInterrupted, match=f"step {2 * params.train.valid_every}"):
+        run(tiny_project, params, tmp_path / "model.pt", last)
+    progress = torch.load(last, weights_only=False)["progress"]
+    assert 0 < progress["batches_done"] < per_epoch and progress["validations"] == 2  # mid-epoch
+    monkeypatch.setattr(training, "validation_loss", validation_loss)
+    resumed = run(tiny_project, params, tmp_path / "model.pt", last)
+    assert json.loads(json.dumps(resumed.quality())) == json.loads(json.dumps(reference.quality()))
+    assert (tmp_path / "model.pt").read_bytes() == (tmp_path / "reference.pt").read_bytes()
+
+
 def test_a_finished_or_foreign_checkpoint_is_not_resumed(trained_project, trained_params, tmp_path):
     last = tmp_path / "last.pt"
     shutil.copy(trained_project.last_checkpoint, last)  # the finished run's
@@ -277,7 +348,8 @@ def test_a_nan_gradient_is_not_applied(trained_project, trained_params):
     model.decoder.embed.weight.register_hook(lambda grad: grad * float("inf"))
     from s2s.train import NonFinite
     with pytest.raises(NonFinite, match="gradient norm"):
-        optimizer_step(model, optimizer, data, group, trained_params.train, torch.device("cpu"), None)
+        optimizer_step(model, optimizer, update_batches(data, group), trained_params.train, torch.device("cpu"),
+                       None)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

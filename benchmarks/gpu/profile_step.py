@@ -26,7 +26,7 @@ from s2s.layout import Layout
 from s2s.optim import build_optimizer
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
-from s2s.train import build_model, epoch_updates, optimizer_step
+from s2s.train import build_model, epoch_updates, optimizer_step, update_batches
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     optimizer = build_optimizer(model, params.train.lr)
     groups = epoch_updates(data, params.train, epoch=1)[:10 + args.steps]
     for group in groups[:10]:
-        optimizer_step(model, optimizer, data, group, params.train, device, dtype)
+        optimizer_step(model, optimizer, update_batches(data, group), params.train, device, dtype)
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     sync()
@@ -53,7 +53,7 @@ def main() -> None:
     with profile(activities=activities) as prof:
         started = time.perf_counter()
         for group in groups[10:]:
-            optimizer_step(model, optimizer, data, group, params.train, device, dtype)
+            optimizer_step(model, optimizer, update_batches(data, group), params.train, device, dtype)
         sync()
         wall = time.perf_counter() - started
     busy_us = sum(e.self_device_time_total for e in prof.key_averages())  # all kernels, microseconds

@@ -1,8 +1,9 @@
 """Checkpoint averaging: the element-wise mean of the weights of the last epochs.
 
-Training keeps the weights at the end of the last ``train.average_last``
-epochs (in the resume checkpoint too), scores their mean on the valid set like
-an epoch, and writes the mean as the model when it beats the best epoch.
+Training keeps the weights at the last ``train.average_last`` validations (the
+ends of epochs, or every ``train.valid_every`` updates; in the resume checkpoint
+too), scores their mean on the valid set like a validation, and writes the mean
+as the model when it beats the best validation.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import torch
 
 @dataclass
 class Average:
-    """The mean of the weights at the end of epochs ``first_epoch..last_epoch``, scored on valid."""
+    """The mean of the weights at the last validations (epochs ``first_epoch..last_epoch``, updates
+    ``first_step..last_step``), scored on valid."""
 
     first_epoch: int
     last_epoch: int
+    first_step: int
+    last_step: int
     valid_loss: float
     valid_bleu: float
     chosen: bool  # better than the best epoch on train.early_stop_metric: it is models/model.pt
@@ -36,7 +40,7 @@ def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def keep_recent(recent: list[dict], state: dict, k: int) -> list[dict]:
-    """The last ``k`` epoch states after adding ``state`` (oldest first)."""
+    """The last ``k`` items (states, or where they were taken) after adding ``state`` (oldest first)."""
     return (recent + [state])[-k:]
 
 

@@ -24,7 +24,7 @@ from s2s.optim import build_optimizer
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, collate
-from s2s.train import build_model, epoch_updates, optimizer_step
+from s2s.train import build_model, epoch_updates, optimizer_step, update_batches
 from s2s.translator import Translator
 
 
@@ -116,7 +116,8 @@ def bench(params: Params, train_data: ParallelData, test_data: ParallelData, voc
     for i, group in enumerate(groups):
         _sync(device)
         started = time.perf_counter()
-        _, n_tokens, _ = optimizer_step(model, optimizer, train_data, group, params.train, device, dtype)
+        _, n_tokens, _ = optimizer_step(model, optimizer, update_batches(train_data, group), params.train,
+                                        device, dtype)
         _sync(device)
         if i >= warmup_steps:
             seconds += time.perf_counter() - started

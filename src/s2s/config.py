@@ -38,12 +38,18 @@ def _knob(default: Any, *, choices: tuple = (), low: float | None = None,
 
 @dataclass(frozen=True)
 class CorpusFiles:
-    """A user's own parallel split: a source and a target file (path or URL, plain or .gz)."""
+    """A user's own parallel split: a source and a target file, or one TSV file (``source<TAB>target`` per line).
+
+    Give either ``src`` and ``tgt`` or ``tsv``, never both. Each is a path or a URL, plain or compressed
+    (gzip, xz or bzip2, told by the file's first bytes, whatever its name).
+    """
 
     src: str = _knob("", doc="path or URL of the source-side file")
     tgt: str = _knob("", doc="path or URL of the target-side file")
     src_sha256: Optional[str] = _knob(None, doc="expected sha256 of the source file, or null")
     tgt_sha256: Optional[str] = _knob(None, doc="expected sha256 of the target file, or null")
+    tsv: str = _knob("", doc="instead of src and tgt: path or URL of one file of source<TAB>target lines")
+    tsv_sha256: Optional[str] = _knob(None, doc="expected sha256 of the TSV file, or null")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,11 @@ class SpmConfig:
     input_sentence_size: int = _knob(1_000_000, low=0,
                                      doc="train on a seeded sample of this many sentences when the training "
                                          "text has more (0 = every sentence); bounds spm's time and memory")
+    threads: int = _knob(1, low=0, high=1024,
+                         doc="SentencePiece training threads (0 = all cores); the model is byte-identical "
+                             "across runs with the same count but differs between counts (unigram scores, "
+                             "so tokenisation; bpe only in the recorded count), so 0 ties it to the "
+                             "machine; 1 gives the committed Multi30k model")
 
 
 @dataclass(frozen=True)
@@ -138,22 +149,25 @@ class TrainConfig:
                                                  "batch_tokens / k, drawn at random: lengths mix within it")
     accumulate: int = _knob(1, low=1, doc="batches per optimizer step (gradient accumulation)")
     max_epochs: int = _knob(35, low=1, doc="stop after this many epochs")
+    max_steps: int = _knob(0, low=0, doc="stop after this many updates, mid-epoch if need be (0 = no limit)")
+    valid_every: int = _knob(0, low=0, doc="validate every this many updates (0 = at the end of each epoch); "
+                             "patience, lr_patience and average_last then count these validations")
     lr: float = _knob(0.002, low=1e-7, high=1.0, doc="Adam learning rate")
     lr_schedule: str = _knob("plateau", choices=("plateau", "inverse_sqrt", "constant"),
                              doc="plateau: lr *= lr_decay when the valid metric stalls; inverse_sqrt: warmup")
     lr_decay: float = _knob(0.5, low=0.01, high=1.0, doc="factor of the plateau schedule")
-    lr_patience: int = _knob(0, low=0, doc="epochs without improvement before the lr decays")
+    lr_patience: int = _knob(0, low=0, doc="validations (epochs) without improvement before the lr decays")
     min_lr: float = _knob(1e-5, low=0.0, doc="the plateau schedule never goes below this")
     warmup_steps: int = _knob(1000, low=1, doc="linear warmup of the inverse_sqrt schedule")
-    patience: int = _knob(3, low=1, doc="early stopping: epochs without a better valid metric")
+    patience: int = _knob(3, low=1, doc="early stopping: validations (epochs) without a better valid metric")
     early_stop_metric: str = _knob("loss", choices=("loss", "bleu"),
                                    doc="valid loss, or greedy valid BLEU, decides the best epoch")
     clip_grad: float = _knob(1.0, low=0.0, doc="clip the gradient norm to this (0 = off)")
     label_smoothing: float = _knob(0.1, low=0.0, high=0.9, doc="label smoothing of the loss")
     checkpoint_every: int = _knob(500, low=0, doc="steps between resume checkpoints (0 = epoch ends only)")
     average_last: int = _knob(5, low=0, high=100,
-                              doc="average the weights of the last k epochs; kept when valid says it beats "
-                                  "the best epoch (0 = off)")
+                              doc="average the weights of the last k validations (epochs); kept when valid "
+                                  "says it beats the best one (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -249,11 +263,28 @@ def _check_names(params: Params, source: str) -> None:
                               "set once")
         seen[split.lower()] = i
     for split, files in data.files.items():
-        for side in ("src", "tgt"):
-            digest = getattr(files, f"{side}_sha256")
-            if digest is not None and not _SHA256.fullmatch(digest):
-                raise ConfigError(f"{source}: data.files.{split}.{side}_sha256: {digest!r} is not a sha256; "
-                                  "give 64 lowercase hex digits (what sha256sum prints), or null")
+        _check_corpus_files(files, split, source)
+
+
+def _check_corpus_files(files: CorpusFiles, split: str, source: str) -> None:
+    """One form per split (``tsv``, or ``src`` and ``tgt``); each sha256 is 64 hex digits, of a file given."""
+    key = f"data.files.{split}"
+    where = f"{source}: {key}"
+    pair = [side for side in ("src", "tgt") if getattr(files, side)]
+    forms = "give either src and tgt (a file per side) or tsv (one file, source<TAB>target per line)"
+    if files.tsv and pair:
+        raise ConfigError(f"{where}: has both tsv and {' and '.join(pair)}; {forms}, not both")
+    if not files.tsv and len(pair) < 2:
+        missing = "no file" if not pair else f"no {'tgt' if pair == ['src'] else 'src'} for its {pair[0]}"
+        raise ConfigError(f"{where}: {missing}; {forms}")
+    for side in ("src", "tgt", "tsv"):
+        digest = getattr(files, f"{side}_sha256")
+        if digest is not None and not _SHA256.fullmatch(digest):
+            raise ConfigError(f"{where}.{side}_sha256: {digest!r} is not a sha256; "
+                              "give 64 lowercase hex digits (what sha256sum prints), or null")
+        if digest is not None and not getattr(files, side):
+            raise ConfigError(f"{where}.{side}_sha256: checks no file, {key}.{side} is not given; "
+                              "remove it, or give the file it belongs to")
 
 
 def _check_cross_fields(params: Params, source: str) -> None:

@@ -8,27 +8,34 @@ fails is logged as a warning and the next one tried. The sha256 is checked
 whatever the source, for every file that has one (all registered corpora;
 custom files when their params give it). Downloads go to a ``.part`` file
 that is renamed only once complete and verified; the raw text lands in
-``data/raw/<corpus>/<split>.<lang>``, decompressed. A download from one source
-gets ``S2S_DOWNLOAD_DEADLINE`` seconds (default 1800), all its retries
-together; a slower one is abandoned like any other failed source.
+``data/raw/<corpus>/<split>.<lang>``, decompressed (gzip, xz or bzip2, told by
+the first bytes); a custom TSV file (``source<TAB>target`` lines) is split,
+as it streams, into both languages' files. A download from one source gets
+``S2S_DOWNLOAD_DEADLINE`` seconds (default 1800), all its retries together; a
+slower one is abandoned like any other failed source.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import dataclasses
 import gzip
 import hashlib
 import http.client
 import logging
+import lzma
 import os
+import re
 import shutil
 import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional
 
 from tqdm import tqdm
 
@@ -321,18 +328,49 @@ def splits_of(data: DataConfig) -> list[str]:
     return ["train", "valid", *data.test_sets]
 
 
-def _plan(data: DataConfig, sources: Sources) -> Iterable[tuple[str, str, Callable[[], Path]]]:
-    """Yield (split, language, fetcher) for every raw file the params ask for."""
+@dataclass(frozen=True)
+class _Job:
+    """One file to fetch, and the raw file ``<split>.<lang>`` of each language it holds.
+
+    One language for a file per side; both, source first, for a TSV file.
+    """
+
+    split: str
+    langs: tuple[str, ...]
+    fetch: Callable[[], Path]
+    tsv_name: str = ""  # a TSV file's name in its errors: its param and location
+
+    def write(self, source: Path, out_dir: Path) -> list[Path]:
+        """Write the fetched ``source`` decompressed (and split, for a TSV file) into ``out_dir``."""
+        targets = [out_dir / f"{self.split}.{lang}" for lang in self.langs]
+        if self.tsv_name:
+            _split_tsv_to(source, targets[0], targets[1], self.tsv_name)
+        else:
+            _decompress_to(source, targets[0])
+        return targets
+
+
+def _custom_jobs(data: DataConfig, sources: Sources) -> Iterable[_Job]:
+    """The jobs of a custom corpus: per split, one TSV file or a file per side."""
+    for split in splits_of(data):
+        if split not in data.files:
+            raise DownloadError(f"data.files: no files for split '{split}'; add data.files.{split}.src "
+                                "and .tgt (or .tsv) to params.yaml")
+        files = data.files[split]
+        if files.tsv:
+            yield _Job(split, (data.src, data.tgt), lambda f=files, s=split: _resolve_custom(
+                f.tsv, f.tsv_sha256, sources, f"{s}.tsv"), tsv_name=f"data.files.{split}.tsv: {files.tsv}")
+            continue
+        yield _Job(split, (data.src,), lambda f=files, s=split: _resolve_custom(
+            f.src, f.src_sha256, sources, f"{s}.src"))
+        yield _Job(split, (data.tgt,), lambda f=files, s=split: _resolve_custom(
+            f.tgt, f.tgt_sha256, sources, f"{s}.tgt"))
+
+
+def _plan(data: DataConfig, sources: Sources) -> Iterable[_Job]:
+    """Yield a job for every file the params ask for."""
     if data.corpus == CUSTOM:
-        for split in splits_of(data):
-            if split not in data.files:
-                raise DownloadError(f"data.files: no files for split '{split}'; add "
-                                    f"data.files.{split}.src and .tgt to params.yaml")
-            files = data.files[split]
-            yield split, data.src, lambda f=files, s=split: _resolve_custom(
-                f.src, f.src_sha256, sources, f"{s}.src")
-            yield split, data.tgt, lambda f=files, s=split: _resolve_custom(
-                f.tgt, f.tgt_sha256, sources, f"{s}.tgt")
+        yield from _custom_jobs(data, sources)
         return
     if data.corpus not in REGISTRY:
         raise DownloadError(f"data.corpus: unknown corpus '{data.corpus}'; known: "
@@ -347,31 +385,101 @@ def _plan(data: DataConfig, sources: Sources) -> Iterable[tuple[str, str, Callab
             raise DownloadError(f"data.test_sets: {corpus.name} has no split '{split}'; "
                                 f"known: {', '.join(s for s in corpus.splits if s != 'train')}")
         for lang in (data.src, data.tgt):
-            yield split, lang, lambda s=split, la=lang: fetch(corpus.file(s, la), corpus.name, sources)
+            yield _Job(split, (lang,), lambda s=split, la=lang: fetch(corpus.file(s, la), corpus.name, sources))
 
 
 def download(data: DataConfig, out_dir: Path, sources: Sources) -> list[Path]:
     """Fetch every split of ``data`` and write it decompressed to ``out_dir/<split>.<lang>``."""
-    plan = list(_plan(data, sources))
+    plan = list(_plan(data, sources))  # every params error before the first download
     written = []
-    for split, lang, fetcher in plan:
-        source = fetcher()
-        target = out_dir / f"{split}.{lang}"
-        _decompress_to(source, target)
-        written.append(target)
+    for job in plan:
+        written += job.write(job.fetch(), out_dir)
     return written
 
 
-def _decompress_to(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` (through a .part file), gunzipping if it is gzip."""
-    target.parent.mkdir(parents=True, exist_ok=True)  # outside the try: its errors are not the source's
+# The first bytes of each compressed format; bzip2's header is text ("BZh9"), so its first block's magic too.
+_MAGIC: tuple[tuple[re.Pattern[bytes], Callable[..., BinaryIO]], ...] = (
+    (re.compile(rb"\x1f\x8b"), gzip.open),
+    (re.compile(rb"\xfd7zXZ\x00"), lzma.open),
+    (re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)"), bz2.open),  # a block, or the end of an empty stream
+)
+
+
+def _open_decompressed(source: Path) -> BinaryIO:
+    """``source`` opened for reading bytes, decompressed when its first bytes say gzip, xz or bzip2."""
     with open(source, "rb") as probe:
-        is_gzip = probe.read(2) == b"\x1f\x8b"
-    opener = gzip.open if is_gzip else open
+        head = probe.read(10)
+    opener = next((opener for magic, opener in _MAGIC if magic.match(head)), open)
+    return opener(source, "rb")
+
+
+@contextlib.contextmanager
+def _reading(source: Path) -> Iterator[None]:
+    """Turn an unreadable ``source`` (truncated, corrupt) into a :class:`DownloadError` naming it.
+
+    An ``OSError`` that names a file (writing a target: disk full, ...) is not the source's and passes.
+    """
     try:
-        with atomic_path(target) as part, opener(source, "rb") as src, open(part, "wb") as out:
-            shutil.copyfileobj(src, out)
-    except (OSError, EOFError) as err:
-        if isinstance(err, OSError) and err.filename is not None:  # writing the target (disk full, ...)
+        yield
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:
+        if isinstance(err, OSError) and err.filename is not None:
             raise
-        raise DownloadError(f"{source}: cannot read ({err}); delete it and download again") from None
+        raise DownloadError(f"{source}: cannot read ({err or type(err).__name__}); "
+                            "delete it and download again") from None
+
+
+def _decompress_to(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` (through a .part file), decompressing it if it is compressed."""
+    target.parent.mkdir(parents=True, exist_ok=True)  # outside _reading: its errors are not the source's
+    with _reading(source), atomic_path(target) as part, _open_decompressed(source) as src, \
+            open(part, "wb") as out:
+        shutil.copyfileobj(src, out)
+
+
+def _split_tsv_to(source: Path, src_target: Path, tgt_target: Path, name: str) -> None:
+    """Write the columns of TSV file ``source`` (decompressed) to ``src_target`` and ``tgt_target``.
+
+    Line by line, each through a .part file: a malformed row (``name`` in its
+    error) leaves neither. The bytes are copied as they are, the row's line
+    ending after each side.
+    """
+    with _reading(source), _open_decompressed(source) as rows, _output(src_target) as src_out, \
+            _output(tgt_target) as tgt_out:
+        for number, row in enumerate(rows, start=1):
+            src_side, tgt_side = _columns(row, name, number)
+            src_out.write(src_side)
+            tgt_out.write(tgt_side)
+
+
+class _NamedWriter:
+    """An open binary file whose write errors (disk full, ...) name ``path``, the file it becomes."""
+
+    def __init__(self, handle: BinaryIO, path: Path):
+        self._handle, self._path = handle, path
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._handle.write(data)
+        except OSError as err:
+            if err.filename is not None:
+                raise
+            raise OSError(err.errno, err.strerror, str(self._path)) from err
+
+
+@contextlib.contextmanager
+def _output(path: Path) -> Iterator[_NamedWriter]:
+    """A writer to ``path`` through ``path.part``, renamed when the block succeeds (see ``atomic_path``)."""
+    with atomic_path(path) as part, open(part, "wb") as handle:
+        yield _NamedWriter(handle, path)
+
+
+def _columns(row: bytes, name: str, number: int) -> tuple[bytes, bytes]:
+    """The source and target side of TSV line ``number``, each followed by the line's ending."""
+    text = row.rstrip(b"\r\n")
+    ending = row[len(text):]
+    columns = text.split(b"\t")
+    if len(columns) != 2:
+        count = f"{len(columns)} tab-separated column{'s' if len(columns) > 1 else ''}"
+        raise DownloadError(f"{name}:{number}: {count}, expected 2 (source<TAB>target); "
+                            "fix or remove the line")
+    return columns[0] + ending, columns[1] + ending

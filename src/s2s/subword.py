@@ -1,7 +1,10 @@
 """SentencePiece training and encoding.
 
-Ids are fixed: pad 0, unk 1, bos 2, eos 3. Training uses a fixed seed and a
-single thread so two runs on the same text write byte-identical models; on a
+Ids are fixed: pad 0, unk 1, bos 2, eos 3. Training uses a fixed seed and
+``spm.threads`` threads (1 by default): two runs on the same text with the same
+thread count write byte-identical models, but another count gives another model
+(SentencePiece splits the sentences among its threads and sums their unigram
+statistics in that order; bpe records the count in the model); on a
 corpus of more than ``spm.input_sentence_size`` sentences it trains on a seeded
 sample of them, so its time and memory do not grow with the corpus. A
 joint vocabulary is ``spm.model``; separate ones are ``src.model`` and
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -54,6 +58,11 @@ def sample_sentences(paths: list[Path], size: int, seed: int) -> Iterator[str]:
             yield line
 
 
+def training_threads(config: SpmConfig) -> int:
+    """The threads SentencePiece trains with: ``spm.threads``, or every core for 0."""
+    return config.threads or os.cpu_count() or 1
+
+
 def _train_one(inputs: list[Path], out_dir: Path, name: str, config: SpmConfig) -> None:
     """Train one model on ``inputs``; write ``out_dir/name.model`` and ``.vocab`` atomically.
 
@@ -68,7 +77,7 @@ def _train_one(inputs: list[Path], out_dir: Path, name: str, config: SpmConfig) 
             vocab_size=config.vocab_size, model_type=config.model_type,
             character_coverage=config.character_coverage,
             pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-            num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
+            num_threads=training_threads(config), input_sentence_size=0, shuffle_input_sentence=False,
             minloglevel=2)
     except RuntimeError as err:
         raise SubwordError(f"SentencePiece training failed: {err}; for a small corpus lower "

@@ -110,14 +110,20 @@ def _encoded(vocabs: Vocabs, tasks: Iterable[tuple], workers: int) -> Iterator[E
         for task in tasks:
             yield encode_chunk(vocabs, *task)
         return
-    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (vocabs.to_protos(),)) as pool:
-        pending: collections.deque = collections.deque()
+    pool = multiprocessing.get_context("fork").Pool(workers, _start_worker, (vocabs.to_protos(),))
+    pending: collections.deque = collections.deque()
+    try:
         for task in tasks:
             pending.append(pool.apply_async(_encode_in_worker, (task,)))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+    finally:  # also on an error reading the text: let the tasks sent finish, then close (terminate can hang)
+        for result in pending:
+            result.wait()
+        pool.close()
+        pool.join()
 
 
 class _ArrayFile:

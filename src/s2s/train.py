@@ -1,9 +1,17 @@
 """The training loop: token-budget batches, Adam, schedules, clipping, early stopping, resume.
 
+Training validates at the end of every epoch or, with ``train.valid_every: n``,
+every n updates (for corpora where an epoch takes hours); early stopping,
+the plateau schedule and averaging count validations. It stops at
+``train.max_epochs``, at ``train.max_steps`` updates, or when valid stops
+improving, and always validates where it stops. The next updates' batches are
+built by a background thread from the memory-mapped arrays while the model
+trains.
+
 Two files come out of it. ``models/model.pt`` is the best model (weights,
 params, and the SentencePiece models, so it translates on its own): the
-epoch with the best valid metric or, with ``train.average_last: k``, the
-mean of the last k epochs' weights when valid says it is better.
+validation with the best valid metric or, with ``train.average_last: k``, the
+mean of the weights at the last k validations when valid says it is better.
 ``models/last.pt`` is the resume checkpoint: model, optimizer, schedule, RNG
 state, progress and data position, written every ``train.checkpoint_every``
 steps, at every epoch end and on SIGINT/SIGTERM. Running training again with
@@ -34,7 +42,8 @@ from s2s.optim import Schedule, build_optimizer, load_optimizer_state
 from s2s.search import LengthLimit
 from s2s.signals import TrainingDiverged, TrainingInterrupted, stop_requests
 from s2s.subword import Vocabs
-from s2s.tensors import ParallelData, collate, token_batches
+from s2s.prefetch import prefetched
+from s2s.tensors import Batch, ParallelData, collate, token_batches
 from s2s.translator import Translator
 from s2s.validation import validation_bleu, validation_loss
 
@@ -42,7 +51,7 @@ log = logging.getLogger(__name__)
 
 
 class EpochLogger(Protocol):
-    """Receives one record per epoch (dvclive in the pipeline, nothing in tests)."""
+    """Receives one record per validation (dvclive in the pipeline, nothing in tests)."""
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None: ...
 
@@ -54,17 +63,21 @@ class Progress:
     epoch: int = 1                # the epoch in progress (1-based)
     batches_done: int = 0         # optimizer steps done within it
     step: int = 0                 # optimizer steps in all
-    best_epoch: int = 0
+    validations: int = 0
+    best_epoch: int = 0           # where the best validation was
+    best_step: int = 0
     best_valid_loss: float = math.inf
     best_valid_bleu: float = -math.inf
-    bad_epochs: int = 0
-    stopped: bool = False         # early stopping or max_epochs reached
-    epoch_loss: float = 0.0       # sums over the epoch in progress
-    epoch_tokens: int = 0
-    epoch_grad_norm: float = 0.0
-    epoch_seconds: float = 0.0
+    bad_validations: int = 0      # in a row, since the best
+    stopped: bool = False         # early stopping, max_epochs or max_steps reached
+    window_loss: float = 0.0      # sums over the updates since the last validation
+    window_tokens: int = 0
+    window_grad_norm: float = 0.0
+    window_seconds: float = 0.0
+    window_steps: int = 0
     seconds: float = 0.0          # training time in all (validation excluded)
     tokens: int = 0
+    recent: list = dataclasses.field(default_factory=list)  # [epoch, step] of each kept recent_models state
 
     def beaten_by(self, metric: str, valid_loss: float, valid_bleu: float) -> bool:
         """Whether these valid figures beat the best epoch's on ``metric`` (loss lower, or BLEU higher)."""
@@ -83,12 +96,14 @@ class TrainResult:
     def quality(self) -> dict:
         p = self.progress
         figures = {"params": self.params, "epochs": p.epoch - 1, "steps": p.step, "best_epoch": p.best_epoch,
+                   "best_step": p.best_step, "validations": p.validations,
                    "best_valid_loss": round(p.best_valid_loss, 6),
                    "best_valid_ppl": round(math.exp(p.best_valid_loss), 4),
                    "best_valid_bleu": round(p.best_valid_bleu, 2), "model_is_average": False}
         if self.average is not None:
             a = self.average
             figures.update({"average_first_epoch": a.first_epoch, "average_last_epoch": a.last_epoch,
+                            "average_first_step": a.first_step, "average_last_step": a.last_step,
                             "average_valid_loss": round(a.valid_loss, 6),
                             "average_valid_ppl": round(math.exp(a.valid_loss), 4),
                             "average_valid_bleu": round(a.valid_bleu, 2), "model_is_average": a.chosen})
@@ -106,7 +121,8 @@ def build_model(config: ModelConfig, vocabs: Vocabs) -> Seq2Seq:
 
 def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vocabs: Vocabs,
           model_path: Path, last_path: Path, logger: Optional[EpochLogger] = None) -> TrainResult:
-    """Train (or resume) until ``max_epochs`` or ``patience`` epochs without a better valid metric."""
+    """Train (or resume) until ``max_epochs``, ``max_steps`` or ``patience`` validations without a
+    better valid metric."""
     config: TrainConfig = params.train
     device = resolve_device(config.device)
     dtype = resolve_precision(config.precision, device)
@@ -139,48 +155,67 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                       "rng": torch.get_rng_state(), "best_model": best_state, "recent_models": recent_states,
                       "average": None if average is None else dataclasses.asdict(average)}, last_path)
 
+    def validate(finishing: bool, what: str) -> None:
+        """Validate here; keep the best and recent weights; decide on stopping (and average then)."""
+        nonlocal best_state, recent_states, average, averaged_state
+        try:
+            best_state = _validate(progress, model, translator, valid_data, config, device, schedule,
+                                   optimizer, best_state, logger)
+        except NonFinite as blowup:
+            raise _diverged(f"{what}: {blowup}", progress, config, last_path) from None
+        progress.stopped = progress.stopped or finishing
+        if config.average_last:
+            recent_states = keep_recent(recent_states, cpu_state(model), config.average_last)
+            progress.recent = keep_recent(progress.recent, [progress.epoch, progress.step], config.average_last)
+            if progress.stopped and len(recent_states) >= 2:  # scored before the run is saved as finished
+                averaged_state = average_states(recent_states)
+                average = _validate_average(averaged_state, recent_states, progress, model, translator,
+                                            valid_data, config, device)
+
     with stop_requests() as stop_signal:
         while not progress.stopped:
             model.train()
             groups = epoch_updates(train_data, config, progress.epoch)
-            bar = tqdm(groups[progress.batches_done:], desc=f"epoch {progress.epoch}", disable=None, leave=False)
-            for group in bar:
+            bar = tqdm(total=len(groups), initial=progress.batches_done, desc=f"epoch {progress.epoch}",
+                       disable=None, leave=False)
+            for batches in prefetched(groups[progress.batches_done:], lambda g: update_batches(train_data, g)):
                 started = time.perf_counter()
                 try:
-                    loss, n_tokens, grad_norm = optimizer_step(model, optimizer, train_data, group, config,
-                                                               device, dtype)
+                    loss, n_tokens, grad_norm = optimizer_step(model, optimizer, batches, config, device, dtype)
                 except NonFinite as blowup:
                     raise _diverged(f"update {progress.step + 1}: {blowup}", progress, config, last_path) from None
                 schedule.after_step()
                 seconds = time.perf_counter() - started
+                bar.update()
                 progress.step += 1
                 progress.batches_done += 1
-                progress.epoch_loss += loss
-                progress.epoch_tokens += n_tokens
-                progress.epoch_grad_norm += grad_norm
-                progress.epoch_seconds += seconds
+                progress.window_loss += loss
+                progress.window_tokens += n_tokens
+                progress.window_grad_norm += grad_norm
+                progress.window_steps += 1
+                progress.window_seconds += seconds
                 progress.seconds += seconds
                 progress.tokens += n_tokens
                 caught = stop_signal()
-                if caught or (config.checkpoint_every and progress.step % config.checkpoint_every == 0):
+                epoch_end = progress.batches_done == len(groups)
+                finishing = bool(config.max_steps and progress.step >= config.max_steps) or (
+                    epoch_end and progress.epoch >= config.max_epochs)
+                scheduled = (progress.step % config.valid_every == 0) if config.valid_every else epoch_end
+                if finishing or scheduled:
+                    validate(finishing, f"after update {progress.step}")
+                    model.train()  # validation leaves it in eval mode
+                if epoch_end:
+                    progress.epoch += 1
+                    progress.batches_done = 0
+                if finishing or scheduled or epoch_end or caught or (
+                        config.checkpoint_every and progress.step % config.checkpoint_every == 0):
                     save_last()
-                if caught:
+                caught = caught or stop_signal()  # a signal during validation: stop now, not after the next update
+                if caught and not progress.stopped:
                     raise _interrupted(caught, progress, last_path)
-            try:
-                best_state = _end_epoch(progress, len(groups), model, translator, valid_data, config, device,
-                                        schedule, optimizer, best_state, logger)
-            except NonFinite as blowup:
-                raise _diverged(f"after update {progress.step}: {blowup}", progress, config, last_path) from None
-            if config.average_last:
-                recent_states = keep_recent(recent_states, cpu_state(model), config.average_last)
-                if progress.stopped and len(recent_states) >= 2:  # scored before the run is saved as finished
-                    averaged_state = average_states(recent_states)
-                    average = _validate_average(averaged_state, recent_states, progress, model, translator,
-                                                valid_data, config, device)
-            save_last()
-            caught = stop_signal()  # a signal during validation: stop now, not after the next update
-            if caught and not progress.stopped:
-                raise _interrupted(caught, progress, last_path)
+                if progress.stopped:
+                    break
+            bar.close()
     if average is not None and average.chosen:
         final_state, loss, bleu = averaged_state, average.valid_loss, average.valid_bleu
     else:
@@ -212,39 +247,48 @@ def _interrupted(signum: int, progress: Progress, last_path: Path) -> TrainingIn
 def _validate_average(averaged_state: dict, states: list[dict], progress: Progress, model: Seq2Seq,
                       translator: Translator, valid_data: ParallelData, config: TrainConfig,
                       device: torch.device) -> Average:
-    """Score ``averaged_state``, the mean of ``states`` (the last epochs), on valid like an epoch;
-    ``model`` keeps its weights."""
+    """Score ``averaged_state``, the mean of ``states`` (those of the last validations, at
+    ``progress.recent``), on valid like a validation; ``model`` keeps its weights."""
     model.load_state_dict(averaged_state)
     valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
     valid_bleu = validation_bleu(translator, valid_data)
-    model.load_state_dict(states[-1])  # the weights of the last epoch, as training left them
+    model.load_state_dict(states[-1])  # the weights of the last validation, as training left them
     chosen = progress.beaten_by(config.early_stop_metric, valid_loss, valid_bleu)
-    last = progress.epoch - 1
-    average = Average(first_epoch=last - len(states) + 1, last_epoch=last, valid_loss=valid_loss,
-                      valid_bleu=valid_bleu, chosen=chosen)
-    log.info("average of epochs %d-%d: valid loss %.4f, valid BLEU %.2f; %s", average.first_epoch, last,
-             valid_loss, valid_bleu, "better than the best epoch: it is the model" if chosen
-             else f"the best epoch ({progress.best_epoch}) stays the model")
+    (first_epoch, first_step), (last_epoch, last_step) = progress.recent[0], progress.recent[-1]
+    average = Average(first_epoch=first_epoch, last_epoch=last_epoch, first_step=first_step, last_step=last_step,
+                      valid_loss=valid_loss, valid_bleu=valid_bleu, chosen=chosen)
+    best = f"epoch {progress.best_epoch}" if not config.valid_every else f"step {progress.best_step}"
+    span = (f"epochs {first_epoch}-{last_epoch}" if not config.valid_every
+            else f"{len(states)} validations, steps {first_step}-{last_step}")
+    log.info("average of %s: valid loss %.4f, valid BLEU %.2f; %s", span, valid_loss, valid_bleu,
+             "better than the best one: it is the model" if chosen else f"the best ({best}) stays the model")
     return average
 
 
 def epoch_updates(data: ParallelData, config: TrainConfig, epoch: int) -> list[list[np.ndarray]]:
-    """The updates of one epoch, each ``accumulate`` batches of sentence indices, shuffled by (seed, epoch)."""
+    """The updates of one epoch, each ``accumulate`` batches of sentence indices, shuffled by (seed, epoch).
+
+    Built from the split's lengths alone: no token is read.
+    """
     rng = np.random.default_rng([config.seed, epoch])
     batches = token_batches(data.src_lens, data.tgt_lens, config.batch_tokens, rng, config.bucket_pool,
                             config.buckets_per_batch)
     return [batches[i:i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
 
 
-def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: ParallelData,
-                   group: list[np.ndarray], config: TrainConfig, device: torch.device,
-                   dtype: Optional[torch.dtype]) -> tuple[float, int, float]:
-    """One update from ``group`` (``accumulate`` batches); returns summed loss, tokens, grad norm.
+def update_batches(data: ParallelData, group: list[np.ndarray]) -> list[Batch]:
+    """The padded (CPU) batches of one update: one per array of sentence indices in ``group``."""
+    return [collate(data, indices) for indices in group]
+
+
+def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: list[Batch], config: TrainConfig,
+                   device: torch.device, dtype: Optional[torch.dtype]) -> tuple[float, int, float]:
+    """One update from ``batches`` (``accumulate`` of them); returns summed loss, tokens, grad norm.
 
     A non-finite loss or gradient norm raises :class:`NonFinite` before the
     optimizer step, so the weights stay those of the previous update.
     """
-    batches = [collate(data, indices).to(device) for indices in group]
+    batches = [batch.to(device) for batch in batches]
     n_tokens = sum(batch.n_tgt_tokens for batch in batches)
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
@@ -264,38 +308,38 @@ def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, data: Paral
     return total, n_tokens, grad_norm
 
 
-def _end_epoch(progress: Progress, n_steps: int, model: Seq2Seq, translator: Translator,
-               valid_data: ParallelData, config: TrainConfig, device: torch.device, schedule: Schedule,
-               optimizer: torch.optim.Optimizer, best_state: dict, logger: Optional[EpochLogger]) -> dict:
+def _validate(progress: Progress, model: Seq2Seq, translator: Translator, valid_data: ParallelData,
+              config: TrainConfig, device: torch.device, schedule: Schedule, optimizer: torch.optim.Optimizer,
+              best_state: dict, logger: Optional[EpochLogger]) -> dict:
     """Validate, keep the best weights, step the schedule, log, decide on early stopping."""
     valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
     if not math.isfinite(valid_loss):
-        raise NonFinite(f"the valid loss at the end of the epoch is {valid_loss}")
+        raise NonFinite(f"the valid loss is {valid_loss}")
     valid_bleu = validation_bleu(translator, valid_data)
+    progress.validations += 1
     improved = progress.beaten_by(config.early_stop_metric, valid_loss, valid_bleu)
     metric = valid_loss if config.early_stop_metric == "loss" else valid_bleu
     if improved:
-        progress.best_epoch, progress.bad_epochs = progress.epoch, 0
+        progress.best_epoch, progress.best_step, progress.bad_validations = progress.epoch, progress.step, 0
         progress.best_valid_loss, progress.best_valid_bleu = valid_loss, valid_bleu
         best_state = cpu_state(model)
     else:
-        progress.bad_epochs += 1
-    record = {"train/loss": progress.epoch_loss / progress.epoch_tokens, "valid/loss": valid_loss,
+        progress.bad_validations += 1
+    record = {"train/loss": progress.window_loss / progress.window_tokens, "valid/loss": valid_loss,
               "valid/ppl": math.exp(valid_loss), "valid/bleu": valid_bleu,
-              "lr": optimizer.param_groups[0]["lr"], "grad_norm": progress.epoch_grad_norm / n_steps,
-              "tokens_per_s": progress.epoch_tokens / max(progress.epoch_seconds, 1e-9)}
-    log.info("epoch %d: train loss %.4f, valid loss %.4f (ppl %.2f), valid BLEU %.2f%s, lr %.2g, "
-             "%.0f tgt tokens/s, %.0f s", progress.epoch, record["train/loss"], valid_loss, record["valid/ppl"],
-             valid_bleu, " *best*" if improved else "", record["lr"], record["tokens_per_s"], progress.epoch_seconds)
+              "lr": optimizer.param_groups[0]["lr"], "grad_norm": progress.window_grad_norm / progress.window_steps,
+              "tokens_per_s": progress.window_tokens / max(progress.window_seconds, 1e-9)}
+    where = f"epoch {progress.epoch}" if not config.valid_every else f"step {progress.step} (epoch {progress.epoch})"
+    log.info("%s: train loss %.4f, valid loss %.4f (ppl %.2f), valid BLEU %.2f%s, lr %.2g, "
+             "%.0f tgt tokens/s, %.0f s", where, record["train/loss"], valid_loss, record["valid/ppl"],
+             valid_bleu, " *best*" if improved else "", record["lr"], record["tokens_per_s"], progress.window_seconds)
     if logger is not None:
         logger.log_epoch(progress.epoch, record)
     schedule.after_epoch(metric)
-    if progress.bad_epochs >= config.patience:
-        log.info("early stopping: no better valid %s for %d epochs", config.early_stop_metric, progress.bad_epochs)
+    if progress.bad_validations >= config.patience:
+        log.info("early stopping: no better valid %s for %d validations", config.early_stop_metric,
+                 progress.bad_validations)
         progress.stopped = True
-    elif progress.epoch >= config.max_epochs:
-        progress.stopped = True
-    progress.epoch += 1
-    progress.batches_done = 0
-    progress.epoch_loss, progress.epoch_tokens, progress.epoch_grad_norm, progress.epoch_seconds = 0.0, 0, 0.0, 0.0
+    progress.window_loss, progress.window_tokens, progress.window_grad_norm = 0.0, 0, 0.0
+    progress.window_seconds, progress.window_steps = 0.0, 0
     return best_state

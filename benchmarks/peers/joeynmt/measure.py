@@ -28,7 +28,7 @@ from s2s.optim import build_optimizer
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData, token_batches
-from s2s.train import build_model, epoch_updates, optimizer_step
+from s2s.train import build_model, epoch_updates, optimizer_step, update_batches
 from s2s.translator import Translator
 from weights import joey_state_from_s2s
 
@@ -106,7 +106,7 @@ def train_s2s(params: Params, vocabs: Vocabs, data: ParallelData, steps: int, wa
                   if joey_batching else epoch_updates(data, config, epoch))
         for group in groups[:steps - len(records)]:
             started = time.perf_counter()
-            loss, tokens, _ = optimizer_step(model, optimizer, data, group, config, device, None)
+            loss, tokens, _ = optimizer_step(model, optimizer, update_batches(data, group), config, device, None)
             records.append({"begin": started, "end": time.perf_counter(), "tokens": tokens,
                             "sentences": sum(len(b) for b in group),
                             "tgt_positions": sum(len(b) * (int(data.tgt_lens[b].max()) + 1) for b in group),
