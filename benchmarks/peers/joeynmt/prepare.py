@@ -29,7 +29,7 @@ S2S_OVERRIDES = {**{f"model.{key}": value for key, value in PEER_MODEL.items()},
                  "train.lr": 0.001, "train.lr_schedule": "constant", "train.accumulate": 1,
                  "train.device": "cpu", "train.precision": "fp32"}
 NEEDED = ("data/clean/train.src", "data/clean/test_2016_flickr.src", "data/spm/spm.model",
-          "data/tensors/train.pt", "data/raw/multi30k/test_2016_flickr.en")
+          "data/tensors/train", "data/raw/multi30k/test_2016_flickr.en")
 
 
 @dataclass
@@ -84,7 +84,7 @@ def prepare_s2s(root: Path, threads: int, overrides: list[str], joey_batching: b
     vocabs = Vocabs.load(root / "data/spm")
     if not vocabs.joint:
         sys.exit(f"{root}/data/spm: the benchmark needs the joint SentencePiece model (spm.joint: true)")
-    train_data = ParallelData.load(root / "data/tensors/train.pt")
+    train_data = ParallelData.load(root / "data/tensors/train")
     benchmark = [f"{k}={json.dumps(v)}" for k, v in S2S_OVERRIDES.items()] + [f"train.threads={threads}"]
     params = load_params_with_overrides(root / "params.yaml", benchmark + overrides)
     joey_target = joey_batch_real_tokens(train_data.src_lens, train_data.tgt_lens, JOEY_BATCH_TOKENS,
