@@ -10,28 +10,17 @@
 #
 #   S2S_MIRROR=../shared/corpora benchmarks/scale/equivalence_check.sh [OLD_REV] [NEW_REV] [WORK_DIR]
 set -euo pipefail
-OLD=${1:-9fd97f9} NEW=${2:-HEAD} WORK=${3:-$(mktemp -d)}
+OLD=${1:-9fd97f9} NEW=${2:-b00164b} WORK=${3:-$(mktemp -d)}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-$REPO/.venv/bin/python}
-export S2S_CACHE=${S2S_CACHE:-$WORK/cache} DVC_NO_ANALYTICS=1
-mkdir -p "$WORK/old" "$WORK/new"
-for side in old new; do
-  rev=$([ $side = old ] && echo "$OLD" || echo "$NEW")
-  git -C "$REPO" archive "$rev" src stages params.yaml | tar -x -C "$WORK/$side"
-  "$PY" -c "import yaml; p = yaml.safe_load(open('$WORK/$side/params.yaml')); p['train'].update(max_epochs=2, threads=1); yaml.safe_dump(p, open('$WORK/$side/params.yaml', 'w'), sort_keys=False)"
-done
+. "$REPO/benchmarks/two_sides.sh"
+prepare_sides "$OLD" "$NEW"
+run_data_stages
 cd "$WORK"
-for stage in download clean spm tensorize; do
-  for side in old new; do
-    (cd $side && PYTHONPATH=src "$PY" stages/$stage.py 2> $stage.log) || { cat $side/$stage.log; exit 1; }
-  done
-done
 diff -r old/data/clean new/data/clean && echo "data/clean: identical bytes"
 diff -r old/data/spm new/data/spm && echo "data/spm: identical bytes"
 cmp old/metrics/data.json new/metrics/data.json && echo "metrics/data.json: identical bytes"
-(cd old && PYTHONPATH=src "$PY" stages/train.py > train.log 2>&1) &
-(cd new && PYTHONPATH=src "$PY" stages/train.py > train.log 2>&1) &
-wait
+train_both
 PYTHONPATH=new/src "$PY" - <<'PY'
 import json
 from pathlib import Path
