@@ -149,3 +149,16 @@ def test_tensors_record_their_vocabulary_and_refuse_another(tiny_project, tmp_pa
                                "tgt_offsets": data.tgt_offsets}, tmp_path / "old")
     with pytest.raises(TensorError, match="by an older s2s"):
         unrecorded.require_vocabulary(vocabs, "data/spm", "rerun")
+
+
+def test_lengths_are_read_in_chunks_as_int32_and_batches_hold_int32_indices(tiny_project):
+    from s2s.tensors import _lengths
+    data = ParallelData.load(tiny_project.split_tensors("train"))
+    for side, lengths in (("src", data.src_lens), ("tgt", data.tgt_lens)):
+        offsets = np.load(tiny_project.split_tensors("train") / f"{side}_offsets.npy")
+        assert lengths.dtype == np.int32 and np.array_equal(lengths, np.diff(offsets))
+        for chunk in (1, 7, 1000):
+            assert np.array_equal(_lengths(tiny_project.split_tensors("train") / f"{side}_offsets.npy", chunk),
+                                  lengths)
+    batches = token_batches(data.src_lens, data.tgt_lens, 300, np.random.default_rng(0), 2)
+    assert all(b.dtype == np.int32 for b in batches)

@@ -53,6 +53,22 @@ def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     return combine_digests([hashlib.sha256(np.ascontiguousarray(arrays[name]).data).digest() for name in ARRAYS])
 
 
+def _lengths(offsets_path: Path, chunk: int = 1 << 20) -> np.ndarray:
+    """(n,) int32 sentence lengths from an offsets ``.npy`` file (n+1,), read in chunks with plain
+    reads: the offsets' pages are not mapped into the process, so they do not count in its memory."""
+    with open(offsets_path, "rb") as handle:
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(handle)]
+        shape, _, dtype = read_header(handle)
+        lengths = np.empty(shape[0] - 1, dtype=np.int32)
+        previous = np.fromfile(handle, dtype=dtype, count=1)
+        for start in range(0, len(lengths), chunk):
+            offsets = np.fromfile(handle, dtype=dtype, count=min(chunk, len(lengths) - start))
+            lengths[start:start + len(offsets)] = np.diff(np.concatenate([previous, offsets]))
+            previous = offsets[-1:]
+    return lengths
+
+
 class ParallelData:
     """One tensorized split: sentence ``i`` is ``src(i)`` / ``tgt(i)`` as id arrays.
 
@@ -63,15 +79,15 @@ class ParallelData:
     """
 
     def __init__(self, arrays: dict, path: Optional[Path] = None, vocab: Optional[str] = None,
-                 digest: Optional[str] = None):
+                 digest: Optional[str] = None, lengths: Optional[dict[str, np.ndarray]] = None):
         self.path = path
         self.vocab = vocab if vocab is not None else arrays.get("vocab")
         as_numpy = {name: arrays[name].numpy() if isinstance(arrays[name], torch.Tensor) else arrays[name]
                     for name in ARRAYS}
         self.src_ids, self.src_offsets = as_numpy["src"], as_numpy["src_offsets"]      # (src_tokens,), (n+1,)
         self.tgt_ids, self.tgt_offsets = as_numpy["tgt"], as_numpy["tgt_offsets"]      # (tgt_tokens,), (n+1,)
-        self.src_lens = np.diff(self.src_offsets)  # (n,)
-        self.tgt_lens = np.diff(self.tgt_offsets)  # (n,)
+        lengths = lengths or {side: np.diff(as_numpy[f"{side}_offsets"]).astype(np.int32) for side in ("src", "tgt")}
+        self.src_lens, self.tgt_lens = lengths["src"], lengths["tgt"]  # (n,) int32 each: 4 bytes a sentence
         self._digest = digest
 
     @classmethod
@@ -96,7 +112,8 @@ class ParallelData:
             if len(offsets) != meta["pairs"] + 1 or offsets[-1] != len(arrays[side]):
                 raise TensorError(f"{path}: {side} ids and offsets do not match {META}; run "
                                   "`dvc repro tensorize` to write them again")
-        return cls(arrays, path, vocab=meta["vocab"], digest=meta["sha256"])
+        lengths = {side: _lengths(path / f"{side}_offsets.npy") for side in ("src", "tgt")}
+        return cls(arrays, path, vocab=meta["vocab"], digest=meta["sha256"], lengths=lengths)
 
     @property
     def digest(self) -> str:
@@ -193,7 +210,8 @@ def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
         chunks = token_batches(src_lens, tgt_lens, batch_tokens // buckets_per_batch, rng, pool)
         return [np.concatenate(chunks[i:i + buckets_per_batch]) for i in range(0, len(chunks), buckets_per_batch)]
     n = len(src_lens)
-    order = rng.permutation(n) if rng is not None else np.arange(n)
+    index = np.int32 if n < 2 ** 31 else np.int64  # 4 bytes a sentence in the batches (the same values)
+    order = (rng.permutation(n) if rng is not None else np.arange(n)).astype(index)
     width = np.maximum(src_lens, tgt_lens) + 1
     if pool > 0 and rng is not None:
         pool_sentences = max(1, round(pool * batch_tokens / float(width.mean())))
