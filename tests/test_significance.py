@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+from sacrebleu.metrics import BLEU, CHRF, TER
+
+from s2s.errors import S2SError
+from s2s.significance import METRICS, _score, _statistics, paired_test
+
+WORDS = ("a dog runs on the grass while two men in red shirts watch from a bench near the river "
+         "and children play with a ball under the old tree").split()
+
+
+def sentences(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(6, 14))) for _ in range(n)]
+
+
+def damaged(lines: list[str], words_changed: int, seed: int) -> list[str]:
+    """Each line with ``words_changed`` of its words replaced by a word of no reference."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for line in lines:
+        words = line.split()
+        for i in rng.choice(len(words), size=min(words_changed, len(words)), replace=False):
+            words[i] = "zebra"
+        out.append(" ".join(words))
+    return out
+
+
+REFS = sentences(150)
+
+
+@pytest.mark.parametrize("metric", sorted(METRICS))
+def test_a_system_compared_with_itself_differs_by_nothing_with_p_1(metric):
+    system = damaged(REFS, 2, seed=1)
+    result = paired_test(system, system, REFS, metric, resamples=200, trials=500)
+    assert result.difference == 0 and result.ci_low == 0 and result.ci_high == 0
+    assert result.p_bootstrap == 1 and result.p_randomization == 1
+
+
+@pytest.mark.parametrize("metric", sorted(METRICS))
+def test_a_clearly_better_system_is_significant(metric):
+    worse, better = damaged(REFS, 5, seed=1), damaged(REFS, 1, seed=2)
+    result = paired_test(worse, better, REFS, metric, resamples=300, trials=1000)
+    improvement = -result.difference if metric == "ter" else result.difference  # TER: lower is better
+    assert improvement > 5
+    assert result.p_bootstrap < 0.05 and result.p_randomization < 0.05
+    assert result.ci_low <= result.difference <= result.ci_high
+    assert (result.ci_low > 0) if metric != "ter" else (result.ci_high < 0)
+
+
+def test_two_runs_give_the_same_figures_and_the_seed_is_what_varies():
+    a, b = damaged(REFS, 3, seed=1), damaged(REFS, 2, seed=2)
+    first, again = paired_test(a, b, REFS, resamples=200, trials=500), paired_test(a, b, REFS, resamples=200,
+                                                                                  trials=500)
+    assert first == again and first.seed == 12345
+    other = paired_test(a, b, REFS, resamples=200, trials=500, seed=7)
+    assert other.difference == first.difference and (other.ci_low, other.ci_high) != (first.ci_low, first.ci_high)
+
+
+@pytest.mark.parametrize("metric, scorer", [("bleu", BLEU), ("chrf", CHRF), ("ter", TER)])
+def test_scores_from_the_statistics_are_sacrebleus_corpus_scores(metric, scorer):
+    hyps = damaged(REFS, 2, seed=3)
+    stats = _statistics(scorer(), hyps, REFS)
+    assert stats.shape[0] == len(REFS)
+    assert _score(scorer(), stats.sum(0)) == pytest.approx(scorer().corpus_score(hyps, [REFS]).score, abs=1e-9)
+    assert paired_test(hyps, REFS, REFS, metric, resamples=10, trials=10).baseline == pytest.approx(
+        scorer().corpus_score(hyps, [REFS]).score, abs=1e-9)
+
+
+def test_mismatched_test_sets_are_a_clear_error():
+    with pytest.raises(S2SError, match="149 baseline and 150 candidate hypotheses for 150 references"):
+        paired_test(REFS[:-1], REFS, REFS)
+    with pytest.raises(S2SError, match="unknown metric 'meteor'"):
+        paired_test(REFS, REFS, REFS, "meteor")
