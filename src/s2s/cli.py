@@ -1,4 +1,4 @@
-"""The ``s2s`` command: ``translate``, ``bench`` and ``info``.
+"""The ``s2s`` command: ``translate``, ``compare``, ``bench`` and ``info``.
 
 The pipeline stages are not here: ``dvc.yaml`` runs ``python stages/<name>.py``.
 Errors a user can fix end with one line on stderr and exit code 1 (``--debug`` or
@@ -139,6 +139,30 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
         typer.echo(format_table(result) + ("" if trained else "\n(decoding figures are of an untrained model)"))
         if out:
             write_json(out, {**result.to_dict(), "trained_model_for_decoding": trained is not None})
+    _run(action)
+
+
+@app.command()
+def compare(against: str = typer.Option("main", "--against",
+                                        help="the baseline: a git revision (branch, tag, commit) or a dvc exp name"),
+            root: Path = RootOption,
+            md: bool = typer.Option(False, "--md", help="print a Markdown table (for CI summaries)"),
+            out: Optional[Path] = typer.Option(None, "--out", help="also write the figures as JSON"),
+            resamples: int = typer.Option(1000, "--resamples", min=10, help="paired bootstrap resamples"),
+            trials: int = typer.Option(10000, "--trials", min=10, help="approximate randomization trials"),
+            seed: int = typer.Option(12345, "--seed", help="seed of both tests' random draws")) -> None:
+    """Compare the workspace's evaluated outputs with another revision's: BLEU, chrF and TER of each
+    set both have, the difference, its 95% paired-bootstrap interval and the p-values of paired
+    bootstrap and approximate randomization."""
+    from s2s.compare import compare_sides, revision, table, to_json, workspace
+    from s2s.textio import write_json
+
+    def action() -> None:
+        baseline, candidate = revision(root, against), workspace(root)
+        comparisons = compare_sides(baseline, candidate, resamples, trials, seed)
+        typer.echo(table(comparisons, baseline.name, candidate.name, markdown=md), nl=False)
+        if out:
+            write_json(out, to_json(comparisons, baseline.name, candidate.name))
     _run(action)
 
 

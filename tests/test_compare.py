@@ -1,0 +1,94 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import dvc, git
+from test_significance import REFS, damaged, sentences
+
+from s2s.compare import compare_sides, revision, table, workspace
+from s2s.errors import S2SError
+
+VALID = sentences(80, seed=9)
+
+
+def write(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+@pytest.fixture
+def evaluated_repo(tmp_path):
+    """A git + DVC project whose committed revision has evaluated outputs (tracked by DVC, in its cache)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "params.yaml").write_text(yaml.safe_dump({"data": {"test_sets": ["test_2016_flickr"]}}))
+    write(repo / "data/raw/multi30k/valid.en", VALID)
+    write(repo / "data/raw/multi30k/test_2016_flickr.en", REFS)
+    write(repo / "outputs/valid.hyp", damaged(VALID, 3, seed=1))
+    write(repo / "outputs/test_2016_flickr.hyp", damaged(REFS, 5, seed=1))
+    git(repo, "init", "-q")
+    assert dvc(repo, "init", "-q").returncode == 0
+    for tracked in ("outputs", "data/raw"):
+        assert dvc(repo, "add", "-q", tracked).returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    return repo
+
+
+def test_the_workspace_against_its_own_revision_differs_by_nothing(evaluated_repo):
+    comparisons = compare_sides(revision(evaluated_repo, "HEAD"), workspace(evaluated_repo), 100, 200)
+    assert [c.name for c in comparisons] == ["valid", "test_2016_flickr"]
+    for c in comparisons:
+        for result in c.results.values():
+            assert result.difference == 0 and result.p_bootstrap == 1 and result.p_randomization == 1
+
+
+def test_a_better_workspace_is_significant_and_the_baseline_is_the_revisions_file(evaluated_repo):
+    committed = (evaluated_repo / "outputs/test_2016_flickr.hyp").read_text()
+    write(evaluated_repo / "outputs/test_2016_flickr.hyp", damaged(REFS, 1, seed=2))  # the new experiment
+    baseline = revision(evaluated_repo, "HEAD")
+    assert baseline.read("outputs/test_2016_flickr.hyp") == committed  # from DVC's cache, nothing checked out
+    assert (evaluated_repo / "outputs/test_2016_flickr.hyp").read_text() != committed
+    test = {c.name: c for c in compare_sides(baseline, workspace(evaluated_repo), 200, 500)}["test_2016_flickr"]
+    assert test.results["bleu"].difference > 5 and test.results["bleu"].p_bootstrap < 0.05
+    assert test.results["bleu"].p_randomization < 0.05 and test.results["ter"].difference < 0
+
+
+def test_other_references_are_a_clear_error(evaluated_repo):
+    write(evaluated_repo / "data/raw/multi30k/valid.en", VALID[:-1])
+    with pytest.raises(S2SError, match=r"valid: the references differ between HEAD \(80 lines.*workspace \(79 lines"):
+        compare_sides(revision(evaluated_repo, "HEAD"), workspace(evaluated_repo), 10, 10)
+
+
+def test_an_unknown_revision_is_a_clear_error(evaluated_repo):
+    with pytest.raises(S2SError, match="--against nope: not a revision"):
+        revision(evaluated_repo, "nope")
+
+
+def test_the_command_prints_the_same_table_twice_and_writes_json(evaluated_repo, tmp_path):
+    write(evaluated_repo / "outputs/valid.hyp", damaged(VALID, 1, seed=2))
+    command = [sys.executable, "-m", "s2s.cli", "compare", "--against", "HEAD", "--root", str(evaluated_repo),
+               "--md", "--resamples", "100", "--trials", "200"]
+    first = subprocess.run([*command, "--out", str(tmp_path / "c.json")], capture_output=True, text=True,
+                           timeout=300)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout
+    assert first.stdout.startswith("| set | metric | HEAD | workspace | difference | 95% interval |")
+    assert "| valid | bleu |" in first.stdout and "100 resamples; approximate randomization: 200 trials" in first.stdout
+    figures = json.loads((tmp_path / "c.json").read_text())
+    assert figures["baseline"] == "HEAD" and set(figures["sets"]) == {"valid", "test_2016_flickr"}
+    assert figures["sets"]["test_2016_flickr"]["bleu"]["difference"] == 0
+    assert figures["sets"]["valid"]["chrf"]["difference"] > 0
+
+
+def test_the_plain_table_is_aligned():
+    from s2s.compare import SetComparison
+    from s2s.significance import paired_test
+    results = {m: paired_test(REFS, REFS, REFS, m, 10, 10) for m in ("bleu", "chrf")}
+    text = table([SetComparison("test", len(REFS), results)], "main", "workspace")
+    header, first = text.splitlines()[:2]
+    assert header.split()[:4] == ["set", "metric", "main", "workspace"] and first.split()[:2] == ["test", "bleu"]
