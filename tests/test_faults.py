@@ -302,13 +302,17 @@ def test_translate_into_a_path_under_a_file_is_one_line(project):
 def test_ctrl_c_of_translate_is_one_line_and_keeps_the_old_output(project):
     out = project.root / "out.txt"
     out.write_text("old\n")
+    # Ctrl-C reaches it even when this test runs in a background job, which ignores SIGINT (and so would its child)
     proc = subprocess.Popen([sys.executable, "-m", "s2s.cli", "translate", "-m", str(project.model), "-o", str(out)],
-                            cwd=project.root, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=project.root, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.stdin.write("ein hund\n" * 10)
     proc.stdin.flush()
-    time.sleep(4)  # loaded, waiting for more input
+    first = proc.stderr.readline()  # the device line: the model is being loaded
+    time.sleep(3)  # loaded, waiting for more input
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
+    err = first + err
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert "error: interrupted" in err
     assert out.read_text() == "old\n" and not list(project.root.glob("out.txt.part*"))
