@@ -4,6 +4,9 @@ Writes ``outputs/<set>.hyp`` (and ``<set>.greedy.hyp``), ``metrics/eval.json``
 (sacreBLEU BLEU, lowercased BLEU, chrF, TER and their signatures, against the
 raw references), ``metrics/decode_speed.json`` and attention heatmaps of the
 first valid sentences in ``plots/attention``.
+
+With ``eval.ensemble`` the decoder is the ensemble of ``models/model.pt`` and the
+listed models (each checked against its sha256 first), and ``eval.json`` names them.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from pathlib import Path
 
 import common
 from s2s.atomic import stage_outputs
-from s2s.checkpoint import load_model
+from s2s.checkpoint import load_models
 from s2s.config import Params
+from s2s.corpora import sha256_of
 from s2s.device import resolve_device, set_threads
+from s2s.errors import S2SError
 from s2s.evaluate import evaluate_set, plot_attention
 from s2s.layout import Layout
 from s2s.search import LengthLimit
@@ -33,7 +38,8 @@ ATTENTION_PLOTS = 4  # heatmaps of the first valid sentences
 def run(params: Params, layout: Layout) -> None:
     device = resolve_device(params.train.device)
     set_threads(params.train.threads)
-    model, checkpoint = load_model(layout.model, device)
+    members = ensemble_members(params, layout)
+    model, checkpoint = load_models([layout.model, *members], device)
     vocabs = Vocabs.from_protos(checkpoint["spm"])
     greedy = Translator(model, vocabs, LengthLimit.from_eval(params.eval), params.eval.batch_size,
                         params.clean.normalization)
@@ -50,8 +56,26 @@ def run(params: Params, layout: Layout) -> None:
         quality, speed = _evaluate(params, layout, decoders, main, data, outputs.directory(layout.outputs))
         plot_attention(greedy, data["valid"], list(range(min(ATTENTION_PLOTS, len(data["valid"])))),
                        outputs.directory(layout.attention_plots))
+        if members:
+            quality["ensemble"] = [str(layout.model.relative_to(layout.root)), *(m.path for m in params.eval.ensemble)]
         write_json(outputs.file(layout.metrics / "eval.json"), quality)
         write_json(outputs.file(layout.metrics / "decode_speed.json"), {"device": str(device), **speed})
+
+
+def ensemble_members(params: Params, layout: Layout) -> list[Path]:
+    """The model files of ``eval.ensemble``, each found and matching its sha256 (else one clear error)."""
+    paths = []
+    for i, member in enumerate(params.eval.ensemble):
+        path = layout.root / member.path
+        where = f"eval.ensemble[{i}].path: {member.path}"
+        if not path.is_file():
+            raise S2SError(f"{where}: no such file; copy the model there (and `dvc add` it), or remove the entry")
+        actual = sha256_of(path)
+        if actual != member.sha256:
+            raise S2SError(f"{where}: its sha256 is {actual}, params say {member.sha256}; the file changed since "
+                           "the params were written: put back the model they name, or give the new sha256")
+        paths.append(path)
+    return paths
 
 
 def _evaluate(params: Params, layout: Layout, decoders: dict[str, Translator], main: str,

@@ -3,8 +3,10 @@ import dataclasses
 import pytest
 import torch
 
-from s2s.checkpoint import fingerprint, load_model, resume_point, save_model
+from s2s.checkpoint import fingerprint, load_checkpoint, load_model, load_models, resume_point, save_model
 from s2s.errors import S2SError
+from s2s.model import Seq2Seq
+from s2s.model.ensemble import Ensemble
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
 from s2s.train import build_model
@@ -88,3 +90,16 @@ def test_a_model_with_non_finite_weights_is_refused(trained_project, tmp_path):
     torch.save(checkpoint, broken)
     with pytest.raises(S2SError, match="hold NaN or infinite values .*decoder.embed.weight.*diverged run"):
         load_model(broken, torch.device("cpu"))
+
+
+def test_several_model_files_load_as_one_ensemble_of_one_vocabulary(trained_project, tmp_path):
+    one, checkpoint = load_models([trained_project.model], torch.device("cpu"))
+    assert isinstance(one, Seq2Seq) and checkpoint["spm"]
+    ensemble, first = load_models([trained_project.model, trained_project.model], torch.device("cpu"))
+    assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 2 and not ensemble.training
+    assert first["params"] == checkpoint["params"]
+    other = load_checkpoint(trained_project.model, "cpu")
+    other["spm"] = {name: proto + b"\x00" for name, proto in other["spm"].items()}
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(S2SError, match="other.pt: its SentencePiece models differ from those of"):
+        load_models([trained_project.model, tmp_path / "other.pt"], torch.device("cpu"))

@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 import queue
 import subprocess
@@ -9,9 +10,10 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from s2s.checkpoint import load_model
+from s2s.checkpoint import load_checkpoint, load_model
 from s2s.cli import app
 from s2s.config import params_from_dict
+from s2s.model.ensemble import Ensemble
 from s2s.params_reference import params_reference
 from s2s.search import LengthLimit
 from s2s.subword import Vocabs
@@ -79,6 +81,40 @@ def test_translate_files_with_beam(trained_project, tmp_path):
     # what the library's Translator gives at that beam (the model's own eval.beam is 5)
     for beam in (1, 3):
         assert out[beam] == translator_of(trained_project.model, beam=beam).translate_lines(["ein hund", "zwei katzen"])
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_translate_with_several_models_decodes_their_ensemble(trained_project, tmp_path, beam):
+    lines = ["ein hund läuft", "zwei katzen", "ein mann auf der straße"]
+    source = tmp_path / "in.de"
+    source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    checkpoint = load_checkpoint(trained_project.model, "cpu")
+    torch.manual_seed(0)  # a second model: the first's weights, perturbed
+    checkpoint["model"] = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+                           for k, v in checkpoint["model"].items()}
+    other = tmp_path / "other.pt"
+    torch.save(checkpoint, other)
+
+    def translate(*models) -> list[str]:
+        result = runner.invoke(app, ["translate", *(a for m in models for a in ("-m", str(m))), "--beam", str(beam),
+                                     "-i", str(source)])
+        assert result.exit_code == 0, result.output
+        return result.stdout.splitlines()
+
+    model = trained_project.model
+    assert translate(model, model) == translate(model)  # a model with itself: the model's translations
+    single = translator_of(model, beam=beam)
+    ensemble = dataclasses.replace(single, model=Ensemble([single.model, load_model(other, torch.device("cpu"))[0]]))
+    assert translate(model, other) == ensemble.translate_lines(lines)
+
+
+def test_translate_refuses_models_of_other_vocabularies(trained_project, tmp_path):
+    checkpoint = load_checkpoint(trained_project.model, "cpu")
+    checkpoint["spm"] = {name: proto + b"\x00" for name, proto in checkpoint["spm"].items()}
+    torch.save(checkpoint, tmp_path / "other.pt")
+    result = runner.invoke(app, ["translate", "-m", str(trained_project.model), "-m", str(tmp_path / "other.pt")],
+                           input="ein hund\n")
+    assert result.exit_code == 1 and "its SentencePiece models differ" in result.output
 
 
 def test_translate_nbest_in_moses_format(trained_project):

@@ -107,6 +107,17 @@ def test_a_tsv_split_loads():
     assert files["valid"].tsv == "" and files["valid"].tsv_sha256 is None
 
 
+def test_ensemble_members_name_a_file_and_its_sha256():
+    members = params_from_dict({"eval": {"ensemble": [{"path": "models/seed2.pt", "sha256": "a" * 64}]}}).eval.ensemble
+    assert [(m.path, m.sha256) for m in members] == [("models/seed2.pt", "a" * 64)]
+    assert params_from_dict({}).eval.ensemble == []
+    for member, message in (({"path": "m.pt"}, r"eval\.ensemble\[0\]\.sha256: '' is not a sha256; .*`sha256sum m\.pt`"),
+                            ({"sha256": "a" * 64}, r"eval\.ensemble\[0\]\.path: no model file given"),
+                            ({"path": "m.pt", "sha": "a"}, r"eval\.ensemble\[0\]\.sha: unknown parameter; did you mean")):
+        with pytest.raises(ConfigError, match=message):
+            params_from_dict({"eval": {"ensemble": [member]}}, source="params.yaml")
+
+
 def test_missing_and_malformed_files(tmp_path):
     from s2s.config import load_params_with_overrides
     bad = tmp_path / "bad.yaml"

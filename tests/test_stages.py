@@ -5,8 +5,10 @@ corpus and for real through `dvc repro`."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +18,11 @@ import torch
 import yaml
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from conftest import ROOT, STAGE_NAMES, dvc, git, stage
+from conftest import ROOT, STAGE_NAMES, dvc, git, project_digest, stage
 from import_closure import code_deps
 from s2s.checkpoint import load_model
+from s2s.config import EnsembleMember
+from s2s.errors import S2SError
 from s2s.subword import SubwordError, Vocabs
 
 CODE = ("src/", "stages/")
@@ -122,6 +126,32 @@ def test_stages_write_their_contract(trained_copy, trained_params):
     assert set(greedy_scores["test"]) == set(scores["test"])
     assert greedy_scores["test"]["bleu_greedy"] == scores["test"]["bleu_greedy"] == greedy_scores["test"]["bleu"]
     assert set(json.loads((layout.metrics / "decode_speed.json").read_text())["test"]) == {"greedy"}
+
+
+def test_evaluate_scores_the_ensemble_that_params_name(trained_copy, trained_params):
+    layout = trained_copy
+    stage("evaluate").run(trained_params, layout)
+    alone = {p.name: p.read_bytes() for p in layout.outputs.glob("*.hyp")}
+    scores = json.loads((layout.metrics / "eval.json").read_text())
+    copy = layout.root / "models" / "members" / "same.pt"
+    copy.parent.mkdir()
+    shutil.copy(layout.model, copy)
+    digest = hashlib.sha256(copy.read_bytes()).hexdigest()
+    member = EnsembleMember("models/members/same.pt", digest)
+    with_member = dataclasses.replace(trained_params, eval=dataclasses.replace(trained_params.eval, ensemble=[member]))
+    stage("evaluate").run(with_member, layout)
+    # the model with itself decodes as the model: the same outputs and scores, and the metrics name the members
+    assert {p.name: p.read_bytes() for p in layout.outputs.glob("*.hyp")} == alone
+    ensemble_scores = json.loads((layout.metrics / "eval.json").read_text())
+    assert ensemble_scores.pop("ensemble") == ["models/model.pt", "models/members/same.pt"]
+    assert ensemble_scores == scores
+    before = project_digest(layout.root)
+    for bad, message in ((EnsembleMember("models/members/none.pt", digest), "none.pt: no such file"),
+                         (EnsembleMember("models/members/same.pt", "0" * 64), "same.pt: its sha256 is " + digest)):
+        params = dataclasses.replace(trained_params, eval=dataclasses.replace(trained_params.eval, ensemble=[bad]))
+        with pytest.raises(S2SError, match=message):
+            stage("evaluate").run(params, layout)
+    assert project_digest(layout.root) == before  # refused before anything was written
 
 
 def test_a_stage_that_fails_halfway_leaves_its_previous_output_whole(tiny_project, tiny_params):

@@ -22,6 +22,7 @@ from s2s.atomic import save_torch
 from s2s.config import ModelConfig, Params, params_to_dict
 from s2s.errors import S2SError
 from s2s.model import Seq2Seq
+from s2s.model.ensemble import Ensemble
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
 
@@ -73,6 +74,23 @@ def load_model(path: Path, device: torch.device) -> tuple[Seq2Seq, dict]:
     model = Seq2Seq(config, state["encoder.embed.weight"].size(0), state["decoder.embed.weight"].size(0))
     model.load_state_dict(state)
     return model.to(device).eval(), checkpoint
+
+
+def load_models(paths: list[Path], device: torch.device) -> tuple["Seq2Seq | Ensemble", dict]:
+    """One model (one path) or the :class:`Ensemble` of several, with the first one's checkpoint
+    dict (its params and SentencePiece models serve them all). Every member must carry the same
+    SentencePiece models: ids mean the same pieces only then."""
+    if not paths:
+        raise S2SError("no model given; name at least one model file")
+    loaded = [load_model(path, device) for path in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    first_spm = loaded[0][1]["spm"]
+    for path, (_, checkpoint) in zip(paths[1:], loaded[1:]):
+        if checkpoint["spm"] != first_spm:
+            raise S2SError(f"{path}: its SentencePiece models differ from those of {paths[0]}; an ensemble "
+                           "combines models trained on the same vocabulary (the same spm stage output)")
+    return Ensemble([model for model, _ in loaded]).eval(), loaded[0][1]
 
 
 def refuse_non_finite(state: dict, path: Path) -> None:

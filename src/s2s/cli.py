@@ -49,7 +49,9 @@ def _run(action: Callable[[], None]) -> None:
 
 
 @app.command()
-def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m", help="checkpoint"),
+def translate(model: list[Path] = typer.Option([Path("models/model.pt")], "--model", "-m",
+                                              help="checkpoint; give it again for an ensemble (-m a.pt -m b.pt: "
+                                                   "the mean of their probabilities at every step)"),
               input: Optional[Path] = typer.Option(None, "--input", "-i", help="input file (default stdin)"),
               output: Optional[Path] = typer.Option(None, "--output", "-o", help="output file (default stdout)"),
               batch_size: int = typer.Option(64, "--batch-size", min=1, help="sentences per batch"),
@@ -69,9 +71,12 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
 
     Streamed: each chunk of lines is translated and written (stdout flushed) before the next is read.
 
+    Several --model files decode as one ensemble; they must share their SentencePiece models, and
+    the first one's params (normalisation, length limits, beam) apply.
+
     --output FILE is written as FILE.part, renamed when all the input is done (an error keeps the old FILE).
     """
-    from s2s.checkpoint import load_model
+    from s2s.checkpoint import load_models
     from s2s.config import Params, params_from_dict
     from s2s.device import resolve_device
     from s2s.search import LengthLimit
@@ -82,8 +87,8 @@ def translate(model: Path = typer.Option(Path("models/model.pt"), "--model", "-m
     def action() -> None:
         if input is not None and not input.is_file():
             raise S2SError(f"--input {input}: no such file; give the path of a text file, or pipe the text to stdin")
-        net, checkpoint = load_model(model, resolve_device(device, "--device"))
-        params: Params = params_from_dict(checkpoint["params"], source=str(model))
+        net, checkpoint = load_models(model, resolve_device(device, "--device"))
+        params: Params = params_from_dict(checkpoint["params"], source=str(model[0]))
         translator = Translator(net, Vocabs.from_protos(checkpoint["spm"]),
                                 LengthLimit.from_eval(params.eval),
                                 batch_size, params.clean.normalization,

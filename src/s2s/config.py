@@ -171,6 +171,16 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EnsembleMember:
+    """A trained model file the evaluate stage combines with this experiment's ``models/model.pt``."""
+
+    path: str = _knob("", doc="the model file, inside the project (e.g. another experiment's models/model.pt, "
+                              "copied and `dvc add`ed)")
+    sha256: str = _knob("", doc="its sha256 (what sha256sum prints): the params name the file's content, so a "
+                                "changed file is refused and a new one reruns the stage")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Decoding of valid and test sets (stage evaluate; the length limit also in training's valid BLEU)."""
 
@@ -179,6 +189,8 @@ class EvalConfig:
     batch_size: int = _knob(64, low=1, doc="sentences per decoding batch")
     max_len_a: float = _knob(1.5, low=0.0, doc="max output length = a * src_len + b")
     max_len_b: int = _knob(10, low=0, doc="max output length = a * src_len + b")
+    ensemble: list[EnsembleMember] = _knob([], doc="models decoded together with models/model.pt, the mean of "
+                                                   "their probabilities at every step ([] = the model alone)")
 
 
 @dataclass(frozen=True)
@@ -264,6 +276,13 @@ def _check_names(params: Params, source: str) -> None:
         seen[split.lower()] = i
     for split, files in data.files.items():
         _check_corpus_files(files, split, source)
+    for i, member in enumerate(params.eval.ensemble):
+        where = f"{source}: eval.ensemble[{i}]"
+        if not member.path:
+            raise ConfigError(f"{where}.path: no model file given; give the path of a model.pt in the project")
+        if not _SHA256.fullmatch(member.sha256):
+            raise ConfigError(f"{where}.sha256: {member.sha256!r} is not a sha256; give 64 lowercase hex digits "
+                              f"(`sha256sum {member.path}` prints them)")
 
 
 def _check_corpus_files(files: CorpusFiles, split: str, source: str) -> None:

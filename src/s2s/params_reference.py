@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from s2s.config import CorpusFiles, Params
+from s2s.config import CorpusFiles, EnsembleMember, Params
 
 HEADER = """# Params reference
 
@@ -74,4 +74,7 @@ def params_reference() -> str:
         if section.name == "data":
             lines += ["Each entry of `data.files` (a custom corpus: split name → files):", "",
                       *_table(CorpusFiles, "data.files.<split>."), ""]
+        if section.name == "eval":
+            lines += ["Each entry of `eval.ensemble` (a model decoded with `models/model.pt`):", "",
+                      *_table(EnsembleMember, "eval.ensemble[i]."), ""]
     return "\n".join(lines)

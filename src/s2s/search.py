@@ -2,7 +2,9 @@
 
 Both decode a whole batch in one tensor (all sentences, and all beams of a
 sentence); Python only loops over time steps, and over the hypotheses that
-end at a step to file them away. Greedy search keeps its batch full: the
+end at a step to file them away. The model is one :class:`Seq2Seq` or an
+:class:`~s2s.model.ensemble.Ensemble` of several, whose memory and state are
+reordered and joined by rows as one model's are. Greedy search keeps its batch full: the
 next sentences take the rows of those that end (continuous batching).
 """
 
@@ -14,6 +16,7 @@ import torch
 
 from s2s.config import EvalConfig
 from s2s.model import Seq2Seq
+from s2s.model.ensemble import Ensemble
 from s2s.model.state import DecoderState, Memory
 from s2s.subword import BOS_ID, EOS_ID
 
@@ -49,7 +52,7 @@ class EncodedQueue:
     ``src`` (sentences, src_len) and ``src_lens`` (sentences,) with EOS.
     """
 
-    def __init__(self, model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, batch_size: int):
+    def __init__(self, model: "Seq2Seq | Ensemble", src: torch.Tensor, src_lens: torch.Tensor, batch_size: int):
         self.model, self.src, self.src_lens, self.batch_size = model, src, src_lens, batch_size
         self.taken = 0          # sentences before it have been handed out
         self.encoded_from = 0   # the first sentence of the encoded chunk
@@ -76,7 +79,7 @@ class EncodedQueue:
         index = torch.arange(first, self.taken, device=device)
         if len(memories) == 1:
             return index, memories[0], states[0]
-        return index, Memory.cat(memories), DecoderState.cat(states)
+        return index, type(memories[0]).cat(memories), type(states[0]).cat(states)
 
     def _encode_next(self) -> None:
         start, stop = self.taken, min(self.taken + self.batch_size, self.src.size(0))
@@ -87,7 +90,7 @@ class EncodedQueue:
 
 
 @torch.inference_mode()
-def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
+def greedy(model: "Seq2Seq | Ensemble", src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
            batch_size: "int | None" = None, refill: "int | None" = None) -> Hypotheses:
     """Greedy decoding of ``src`` (sentences, src_len), at most ``batch_size`` sentences at once (all when None).
 
@@ -123,8 +126,8 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: Len
             sentence = torch.cat([sentence, joining])
             step = torch.cat([step, torch.zeros_like(joining)])
             tokens = torch.cat([tokens, torch.full_like(joining, BOS_ID)])
-            memory = new_memory if memory is None else Memory.cat([memory, new_memory])
-            state = new_state if state is None else DecoderState.cat([state, new_state])
+            memory = new_memory if memory is None else type(memory).cat([memory, new_memory])
+            state = new_state if state is None else type(state).cat([state, new_state])
         if sentence.numel() == 0:
             break
         logits, state, weights = model.step_logits(tokens, state, memory)
@@ -168,7 +171,7 @@ def length_penalty(length: int, alpha: float) -> float:
 
 
 @torch.inference_mode()
-def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
+def beam_search(model: "Seq2Seq | Ensemble", src: torch.Tensor, src_lens: torch.Tensor, limit: LengthLimit,
                 beam: int, alpha: float = 1.0, nbest: int = 1) -> list[list[Finished]]:
     """Batched beam search over ``src`` (batch, src_len); the ``nbest`` best hypotheses per sentence.
 

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from s2s.clean import normalize
 from s2s.model import Seq2Seq
+from s2s.model.ensemble import Ensemble
 from s2s.model.gemm import blocked_weights
 from s2s.search import Finished, Hypotheses, LengthLimit, beam_search, greedy
 from s2s.subword import EOS_ID, Vocabs
@@ -51,9 +52,9 @@ def moses_nbest(chunks_of_hyps: Iterable[list[NBest]], first: int = 0) -> Iterat
 
 @dataclass
 class Translator:
-    """A model with its vocabularies and decoding settings."""
+    """A model (or an ensemble of models) with its vocabularies and decoding settings."""
 
-    model: Seq2Seq
+    model: "Seq2Seq | Ensemble"
     vocabs: Vocabs
     limit: LengthLimit
     batch_size: int = 64
