@@ -34,3 +34,5 @@ ci-diff: setup
 	@dvc metrics diff main --md
 	@echo "### Params: this run vs main"
 	@dvc params diff main --md
+	@echo "### Translations: this run vs main (s2s compare: is the difference more than noise?)"
+	@s2s compare --against main --md

@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -8,7 +9,9 @@ import yaml
 from conftest import dvc, git
 from test_significance import REFS, damaged, sentences
 
-from s2s.compare import compare_sides, revision, table, workspace
+from sacrebleu.metrics import BLEU
+
+from s2s.compare import Unavailable, compare_groups, compare_sides, group_table, read_sets, revision, table, workspace
 from s2s.errors import S2SError
 
 VALID = sentences(80, seed=9)
@@ -92,3 +95,65 @@ def test_the_plain_table_is_aligned():
     text = table([SetComparison("test", len(REFS), results)], "main", "workspace")
     header, first = text.splitlines()[:2]
     assert header.split()[:4] == ["set", "metric", "main", "workspace"] and first.split()[:2] == ["test", "bleu"]
+
+
+def commit_outputs(repo, valid, test, message):
+    write(repo / "outputs/valid.hyp", valid)
+    write(repo / "outputs/test_2016_flickr.hyp", test)
+    assert dvc(repo, "add", "-q", "outputs").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    git(repo, "tag", message)
+
+
+def test_several_runs_per_side_give_means_spreads_and_the_paired_test_of_the_best(evaluated_repo):
+    repo = evaluated_repo
+    git(repo, "tag", "a1")
+    commit_outputs(repo, damaged(VALID, 3, seed=4), damaged(REFS, 5, seed=4), "a2")
+    commit_outputs(repo, damaged(VALID, 1, seed=5), damaged(REFS, 1, seed=5), "b1")
+    commit_outputs(repo, damaged(VALID, 1, seed=6), damaged(REFS, 1, seed=6), "b2")
+    baselines = [revision(repo, rev) for rev in ("a1", "a2")]
+    candidates = [revision(repo, rev) for rev in ("b1", "b2")]
+    report = compare_groups(baselines, candidates, 100, 200)
+    texts = read_sets([*baselines, *candidates])
+    bleu = {rev: BLEU().corpus_score(texts["test_2016_flickr"].hypotheses[rev], [REFS]).score
+            for rev in ("a1", "a2", "b1", "b2")}
+    row = next(r for r in report.rows if (r.name, r.metric) == ("test_2016_flickr", "bleu"))
+    assert row.result.baseline.mean == pytest.approx((bleu["a1"] + bleu["a2"]) / 2)
+    assert row.result.candidate.n == 2 and row.result.difference > 5 and row.result.ci_low > 0
+    valid = {rev: BLEU().corpus_score(texts["valid"].hypotheses[rev], [VALID]).score for rev in ("b1", "b2")}
+    assert report.best_candidate == max(valid, key=valid.get)  # chosen on valid, not on the test set
+    assert report.paired[1].results["bleu"].candidate == pytest.approx(bleu[report.best_candidate])
+    text = group_table(report, markdown=True)
+    assert text.startswith("| set | metric | baseline mean ± sd | candidate mean ± sd | difference |")
+    assert f"paired: {report.best_baseline} (baseline) against {report.best_candidate} (candidate)" in text
+    assert group_table(compare_groups(baselines, candidates, 100, 200), markdown=True) == text
+    with pytest.raises(S2SError, match="named twice"):
+        compare_groups([revision(repo, "a1"), revision(repo, "a1")], candidates)
+
+
+def test_a_revisions_references_missing_from_the_cache_are_taken_from_the_side_with_the_same_data(tmp_path):
+    """As in CI: a fresh clone of main has main's translations (in git) but not its corpus (DVC's cache)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "params.yaml").write_text(yaml.safe_dump({"data": {"test_sets": ["test_2016_flickr"]}}))
+    write(repo / "data/raw/multi30k/valid.en", VALID)
+    write(repo / "data/raw/multi30k/test_2016_flickr.en", REFS)
+    write(repo / "outputs/valid.hyp", damaged(VALID, 3, seed=1))
+    write(repo / "outputs/test_2016_flickr.hyp", damaged(REFS, 5, seed=1))
+    git(repo, "init", "-q")
+    assert dvc(repo, "init", "-q").returncode == 0
+    assert dvc(repo, "add", "-q", "data/raw").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "main")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    baseline = revision(repo, "HEAD")
+    with pytest.raises(Unavailable, match="HEAD:data/raw/multi30k/valid.en: tracked but not in the DVC cache"):
+        baseline.read("data/raw/multi30k/valid.en")
+    write(repo / "outputs/test_2016_flickr.hyp", damaged(REFS, 1, seed=2))
+    test = {c.name: c for c in compare_sides(baseline, workspace(repo), 100, 200)}["test_2016_flickr"]
+    assert test.results["bleu"].difference > 5  # compared on the workspace's references, the same data
+    write(repo / "data/raw/multi30k/valid.en", VALID[:-1])  # other data: the hashes differ, so no stand-in
+    assert dvc(repo, "add", "-q", "data/raw").returncode == 0
+    with pytest.raises(Unavailable, match="HEAD:data/raw/multi30k/valid.en"):
+        compare_sides(baseline, workspace(repo), 10, 10)

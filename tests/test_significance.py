@@ -3,7 +3,7 @@ import pytest
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from s2s.errors import S2SError
-from s2s.significance import METRICS, _score, _statistics, paired_test
+from s2s.significance import METRICS, _score, _statistics, paired_test, t_quantile, t_two_sided_p, welch_test
 
 WORDS = ("a dog runs on the grass while two men in red shirts watch from a bench near the river "
          "and children play with a ball under the old tree").split()
@@ -72,3 +72,25 @@ def test_mismatched_test_sets_are_a_clear_error():
         paired_test(REFS[:-1], REFS, REFS)
     with pytest.raises(S2SError, match="unknown metric 'meteor'"):
         paired_test(REFS, REFS, REFS, "meteor")
+
+
+@pytest.mark.parametrize("df, quantile", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (30, 2.0423), (1e6, 1.9600)])
+def test_student_t_quantiles_are_the_tables(df, quantile):
+    assert t_quantile(0.975, df) == pytest.approx(quantile, abs=1e-4)
+    assert t_two_sided_p(quantile, df) == pytest.approx(0.05, abs=1e-4)
+
+
+def test_welch_test_of_two_groups_of_runs():
+    result = welch_test([30.1, 30.5, 29.8], [31.0, 31.4, 30.9])
+    assert result.baseline.mean == pytest.approx(30.1333, abs=1e-4) and result.baseline.sd == pytest.approx(0.3512, abs=1e-4)
+    assert result.difference == pytest.approx(0.9667, abs=1e-4)
+    assert result.df == pytest.approx(3.717, abs=1e-3)  # Welch–Satterthwaite
+    half = t_quantile(0.975, result.df) * (0.3512 ** 2 / 3 + 0.2646 ** 2 / 3) ** 0.5
+    assert (result.ci_low, result.ci_high) == pytest.approx((0.9667 - half, 0.9667 + half), abs=1e-3)
+    assert 0.01 < result.p < 0.05
+    same = welch_test([30.0, 31.0], [30.0, 31.0])
+    assert same.difference == 0 and same.p == pytest.approx(1.0)
+    single = welch_test([30.0, 31.0, 32.0], [33.0])  # one run: no spread, so no interval
+    assert single.difference == 2.0 and single.ci_low is None and single.p is None and single.candidate.sd is None
+    with pytest.raises(S2SError, match="at least one run"):
+        welch_test([], [1.0])

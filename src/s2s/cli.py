@@ -148,8 +148,12 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
 
 
 @app.command()
-def compare(against: str = typer.Option("main", "--against",
-                                        help="the baseline: a git revision (branch, tag, commit) or a dvc exp name"),
+def compare(against: list[str] = typer.Option(["main"], "--against",
+                                              help="the baseline: a git revision (branch, tag, commit) or a dvc exp "
+                                                   "name; give it again for several runs (e.g. seeds)"),
+            candidate: list[str] = typer.Option([], "--candidate",
+                                                help="the candidate's revisions or experiments (default: the "
+                                                     "workspace); give it again for several runs"),
             root: Path = RootOption,
             md: bool = typer.Option(False, "--md", help="print a Markdown table (for CI summaries)"),
             out: Optional[Path] = typer.Option(None, "--out", help="also write the figures as JSON"),
@@ -158,16 +162,27 @@ def compare(against: str = typer.Option("main", "--against",
             seed: int = typer.Option(12345, "--seed", help="seed of both tests' random draws")) -> None:
     """Compare the workspace's evaluated outputs with another revision's: BLEU, chrF and TER of each
     set both have, the difference, its 95% paired-bootstrap interval and the p-values of paired
-    bootstrap and approximate randomization."""
-    from s2s.compare import compare_sides, revision, table, to_json, workspace
+    bootstrap and approximate randomization.
+
+    With several runs on a side (--against A --against B ..., --candidate C --candidate D ...): each
+    side's mean ± sd, the difference of the means with its 95% Welch interval, and the paired tests
+    of each side's best run by valid BLEU."""
+    from s2s.compare import compare_groups, compare_sides, group_table, group_to_json, revision, table, to_json, workspace
     from s2s.textio import write_json
 
     def action() -> None:
-        baseline, candidate = revision(root, against), workspace(root)
-        comparisons = compare_sides(baseline, candidate, resamples, trials, seed)
-        typer.echo(table(comparisons, baseline.name, candidate.name, markdown=md), nl=False)
+        baselines = [revision(root, rev) for rev in against]
+        candidates = [revision(root, rev) for rev in candidate] or [workspace(root)]
+        if len(baselines) == 1 and len(candidates) == 1:
+            comparisons = compare_sides(baselines[0], candidates[0], resamples, trials, seed)
+            typer.echo(table(comparisons, baselines[0].name, candidates[0].name, markdown=md), nl=False)
+            figures = to_json(comparisons, baselines[0].name, candidates[0].name)
+        else:
+            report = compare_groups(baselines, candidates, resamples, trials, seed)
+            typer.echo(group_table(report, markdown=md), nl=False)
+            figures = group_to_json(report)
         if out:
-            write_json(out, to_json(comparisons, baseline.name, candidate.name))
+            write_json(out, figures)
     _run(action)
 
 

@@ -20,7 +20,7 @@ import yaml
 
 from s2s.config import Params, params_from_dict
 from s2s.errors import S2SError
-from s2s.significance import METRICS, PairedResult, paired_test
+from s2s.significance import METRICS, PairedResult, WelchResult, paired_test, welch_test
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ class SetComparison:
     name: str
     sentences: int
     results: dict[str, PairedResult]
+
+
+class Unavailable(S2SError):
+    """A file the revision tracks with DVC whose content is in neither the cache nor the remote."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ def revision(root: Path, rev: str) -> Side:
     """The project at git revision or experiment ``rev``, read through DVC (cache, then remote)."""
     from dvc.api import DVCFileSystem
     from dvc.exceptions import DvcException
+    from dvc_data.index import DataIndexError
 
     try:
         fs = DVCFileSystem(str(root), rev=rev)
@@ -61,14 +66,41 @@ def revision(root: Path, rev: str) -> Side:
         raise S2SError(f"--against {rev}: not a revision or experiment of the project at {root} ({err})") from None
 
     def read(path: str) -> Optional[str]:
-        if not fs.isfile(path):
+        unavailable = f"{rev}:{path}: tracked but not in the DVC cache or remote"
+        fix = "`dvc pull` it or run the experiment again"
+        try:
+            exists = fs.isfile(path)
+            if not exists:  # absent, or inside a tracked folder whose listing is not in the cache
+                fs.ls(path.rpartition("/")[0] or ".")
+                return None
+        except FileNotFoundError:
             return None
+        except (DvcException, DataIndexError) as err:
+            raise Unavailable(f"{unavailable} ({type(err).__name__}: {err}); {fix}") from None
         try:
             return fs.read_text(path, encoding="utf-8")
-        except (DvcException, FileNotFoundError) as err:
-            raise S2SError(f"{rev}:{path}: tracked but not in the DVC cache or remote ({err}); `dvc pull` it "
-                           "or run the experiment again") from None
+        except (DvcException, DataIndexError, FileNotFoundError) as err:
+            raise Unavailable(f"{unavailable} ({type(err).__name__}: {err}); {fix}") from None
     return Side(rev, read)
+
+
+def tracked_hash(side: Side, path: str) -> Optional[str]:
+    """The hash DVC records for the output ``path`` on ``side`` (a stage's in ``dvc.lock``, or a
+    ``.dvc`` file's), or None when DVC tracks no output of that path."""
+    lock = yaml.safe_load(side.read("dvc.lock") or "{}") or {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == path:
+                return out.get("md5") or out.get("etag") or out.get("checksum")
+    parent, _, name = path.rpartition("/")
+    try:
+        dvc_file = side.read(f"{path}.dvc")
+    except Unavailable:  # inside a tracked folder: no .dvc file there
+        return None
+    for out in (yaml.safe_load(dvc_file or "{}") or {}).get("outs") or []:
+        if out.get("path") == name:
+            return out.get("md5") or out.get("etag") or out.get("checksum")
+    return None
 
 
 def _params(side: Side) -> Params:
@@ -90,38 +122,136 @@ def _set_files(params: Params, split: str) -> tuple[str, str]:
     return f"outputs/{split}.hyp", f"data/raw/{params.data.corpus}/{split}.{params.data.tgt}"
 
 
+@dataclass(frozen=True)
+class SetTexts:
+    """One set's hypotheses on every side (side name -> lines) and its references, the same on all."""
+
+    hypotheses: dict[str, list[str]]
+    references: list[str]
+
+
+def _same_tracked_data(a: Side, b: Side, path: str) -> bool:
+    """Whether DVC records the same hash on both sides for ``path`` or the nearest tracked folder above it."""
+    parts = path.split("/")
+    for end in range(len(parts), 0, -1):
+        prefix = "/".join(parts[:end])
+        found = tracked_hash(a, prefix)
+        if found is not None:
+            return found == tracked_hash(b, prefix)
+    return False
+
+
+def read_sets(sides: list[Side]) -> dict[str, SetTexts]:
+    """Every set all ``sides`` evaluate (the first side's order), with each side's hypotheses.
+
+    A side whose references are tracked by DVC but not in its cache (a fresh clone's ``main``)
+    takes another side's when DVC records the same hash for their data on both; references
+    that differ are an error: a comparison is only meaningful on the same test data.
+    """
+    names = [side.name for side in sides]
+    if len(set(names)) < len(names):
+        raise S2SError(f"a revision is named twice among {', '.join(names)}; name each once")
+    params = {side.name: _params(side) for side in sides}
+    sets = {name: ["valid", *p.data.test_sets] for name, p in params.items()}
+    common = [s for s in sets[names[0]] if all(s in sets[name] for name in names)]
+    for name, listed in sets.items():
+        for missing in [s for s in listed if s not in common]:
+            log.info("%s: evaluated by %s but not by every side; not compared", missing, name)
+    if not common:
+        raise S2SError(f"{' and '.join(names)} evaluate no set in common")
+    texts = {}
+    for split in common:
+        hypotheses, references, unavailable = {}, {}, {}
+        for side in sides:
+            hyp_path, ref_path = _set_files(params[side.name], split)
+            hyps = side.read(hyp_path)
+            try:
+                refs = side.read(ref_path)
+            except Unavailable as err:
+                unavailable[side.name], refs = err, None
+            if hyps is None or (refs is None and side.name not in unavailable):
+                raise S2SError(f"{side.name}: {hyp_path if hyps is None else ref_path} not found; run `dvc repro` "
+                               f"(or `dvc pull`) there first")
+            hypotheses[side.name] = _lines(hyps)
+            if refs is not None:
+                references[side.name] = _lines(refs)
+        by_name = {side.name: side for side in sides}
+        for name, err in unavailable.items():
+            donor = next((other for other in references
+                          if _same_tracked_data(by_name[name], by_name[other], _set_files(params[name], split)[1])), None)
+            if donor is None:
+                raise err
+            log.info("%s: %s's references are not in the DVC cache; DVC records the same data as %s's, used instead",
+                     split, name, donor)
+            references[name] = references[donor]
+        first = names[0]
+        for name in names[1:]:
+            if references[name] != references[first]:
+                digest = {n: hashlib.sha256("\n".join(references[n]).encode()).hexdigest()[:12] for n in (first, name)}
+                raise S2SError(f"{split}: the references differ between {first} ({len(references[first])} lines, "
+                               f"sha256 {digest[first]}…) and {name} ({len(references[name])} lines, {digest[name]}…); "
+                               "compare experiments on the same test data")
+        texts[split] = SetTexts(hypotheses, references[first])
+    return texts
+
+
+def _paired(texts: dict[str, SetTexts], baseline: str, candidate: str, resamples: int, trials: int,
+            seed: int) -> list[SetComparison]:
+    return [SetComparison(split, len(t.references),
+                          {metric: paired_test(t.hypotheses[baseline], t.hypotheses[candidate], t.references, metric,
+                                               resamples, trials, seed) for metric in METRICS})
+            for split, t in texts.items()]
+
+
 def compare_sides(baseline: Side, candidate: Side, resamples: int = 1000, trials: int = 10000,
                   seed: int = 12345) -> list[SetComparison]:
     """Every set evaluated on both sides, compared (``candidate`` against ``baseline``)."""
-    sides = {side.name: (side, _params(side)) for side in (baseline, candidate)}
-    sets = {name: ["valid", *params.data.test_sets] for name, (_, params) in sides.items()}
-    common = [s for s in sets[candidate.name] if s in sets[baseline.name]]
-    for name, names in sets.items():
-        for missing in [s for s in names if s not in common]:
-            log.info("%s: only %s evaluates %s; not compared", missing, name, missing)
-    comparisons = []
-    for split in common:
-        texts = {}
-        for name, (side, params) in sides.items():
-            hyp_path, ref_path = _set_files(params, split)
-            hyps, refs = side.read(hyp_path), side.read(ref_path)
-            if hyps is None or refs is None:
-                raise S2SError(f"{name}: {hyp_path if hyps is None else ref_path} not found; run `dvc repro` "
-                               f"(or `dvc pull`) there first")
-            texts[name] = (_lines(hyps), _lines(refs))
-        (hyps_a, refs_a), (hyps_b, refs_b) = texts[baseline.name], texts[candidate.name]
-        if refs_a != refs_b:
-            digest = {name: hashlib.sha256("\n".join(refs).encode()).hexdigest()[:12]
-                      for name, (_, refs) in texts.items()}
-            raise S2SError(f"{split}: the references differ between {baseline.name} ({len(refs_a)} lines, sha256 "
-                           f"{digest[baseline.name]}…) and {candidate.name} ({len(refs_b)} lines, "
-                           f"{digest[candidate.name]}…); compare experiments on the same test data")
-        results = {metric: paired_test(hyps_a, hyps_b, refs_a, metric, resamples, trials, seed)
-                   for metric in METRICS}
-        comparisons.append(SetComparison(split, len(refs_a), results))
-    if not comparisons:
-        raise S2SError(f"{baseline.name} and {candidate.name} evaluate no set in common")
-    return comparisons
+    return _paired(read_sets([baseline, candidate]), baseline.name, candidate.name, resamples, trials, seed)
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One set and metric over the runs of both groups."""
+
+    name: str
+    metric: str
+    result: WelchResult
+
+
+@dataclass(frozen=True)
+class GroupComparison:
+    """Several runs per side: each side's mean ± sd and the difference of the means, per set and
+    metric, and the paired tests of each side's best run (by valid BLEU)."""
+
+    baselines: list[str]
+    candidates: list[str]
+    rows: list[GroupRow]
+    best_baseline: str
+    best_candidate: str
+    paired: list[SetComparison]
+
+
+def _corpus_score(metric: str, hypotheses: list[str], references: list[str]) -> float:
+    return float(METRICS[metric]().corpus_score(hypotheses, [references]).score)
+
+
+def compare_groups(baselines: list[Side], candidates: list[Side], resamples: int = 1000, trials: int = 10000,
+                   seed: int = 12345) -> GroupComparison:
+    """The runs of ``candidates`` against those of ``baselines`` (e.g. the seeds of two experiments)."""
+    texts = read_sets([*baselines, *candidates])
+    scores = {split: {metric: {name: _corpus_score(metric, hyps, t.references) for name, hyps in t.hypotheses.items()}
+                      for metric in METRICS} for split, t in texts.items()}
+    rows = [GroupRow(split, metric, welch_test([by_name[s.name] for s in baselines],
+                                               [by_name[s.name] for s in candidates]))
+            for split, by_metric in scores.items() for metric, by_name in by_metric.items()]
+    chooser = scores["valid"]["bleu"] if "valid" in scores else next(iter(scores.values()))["bleu"]
+
+    def best(sides: list[Side]) -> str:  # the first of equals, so the choice is the same every run
+        return max(sides, key=lambda side: chooser[side.name]).name
+
+    best_baseline, best_candidate = best(baselines), best(candidates)
+    return GroupComparison([s.name for s in baselines], [s.name for s in candidates], rows, best_baseline,
+                           best_candidate, _paired(texts, best_baseline, best_candidate, resamples, trials, seed))
 
 
 def to_json(comparisons: list[SetComparison], baseline: str, candidate: str) -> dict:
@@ -152,3 +282,49 @@ def table(comparisons: list[SetComparison], baseline: str, candidate: str, markd
                   f"{settings.trials} trials; seed {settings.seed}. sacreBLEU: "
                   + "; ".join(f"`{r.signature}`" if markdown else r.signature for r in first.values())]
     return "\n".join(lines) + "\n"
+
+
+def _spread(spread) -> str:
+    return f"{spread.mean:.2f}" + (f" ± {spread.sd:.2f}" if spread.sd is not None else "") + f" (n={spread.n})"
+
+
+def group_table(report: GroupComparison, markdown: bool = False) -> str:
+    """Each side's mean ± sd per set and metric, the difference of the means with its 95% Welch
+    interval and p-value (when both sides have two runs or more), then :func:`table` of the
+    paired tests of each side's best run."""
+    header = ["set", "metric", "baseline mean ± sd", "candidate mean ± sd", "difference", "95% interval (Welch)",
+              "p (Welch)"]
+    rows = []
+    for row in report.rows:
+        r = row.result
+        interval = "—" if r.ci_low is None else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+        rows.append([row.name, row.metric + (" (lower is better)" if row.metric == "ter" else ""),
+                     _spread(r.baseline), _spread(r.candidate), f"{r.difference:+.2f}", interval,
+                     "—" if r.p is None else f"{r.p:.4f}"])
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|---|---|---:|---:|---:|---|---:|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    else:
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
+                           for i, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in [header, *rows]]
+    lines += ["", f"Baseline: {', '.join(report.baselines)}; candidate: {', '.join(report.candidates)}. Sample sd "
+                  "(n − 1); the interval and p need two runs or more per side.", "",
+              f"Each side's best run by valid BLEU, paired: {report.best_baseline} (baseline) against "
+              f"{report.best_candidate} (candidate)", ""]
+    return "\n".join(lines) + "\n" + table(report.paired, report.best_baseline, report.best_candidate, markdown)
+
+
+def group_to_json(report: GroupComparison) -> dict:
+    def spread(s) -> dict:
+        return {"n": s.n, "mean": round(s.mean, 2), "sd": None if s.sd is None else round(s.sd, 2)}
+
+    groups: dict = {}
+    for row in report.rows:
+        r = row.result
+        groups.setdefault(row.name, {})[row.metric] = {
+            "baseline": spread(r.baseline), "candidate": spread(r.candidate), "difference": round(r.difference, 2),
+            "ci95_welch": None if r.ci_low is None else [round(r.ci_low, 2), round(r.ci_high, 2)],
+            "p_welch": None if r.p is None else round(r.p, 4)}
+    return {"baselines": report.baselines, "candidates": report.candidates, "groups": groups,
+            "best": to_json(report.paired, report.best_baseline, report.best_candidate)}

@@ -12,6 +12,10 @@ on a sacreBLEU metric (BLEU, chrF, TER) by
   sentence's two hypotheses swapped between the systems with probability 1/2; the p-value is
   the share of trials (plus one) whose difference is at least the observed one.
 
+Between groups of runs (the seeds of two experiments), :func:`welch_test` gives the difference
+of the groups' mean scores, its 95% Welch–Satterthwaite t interval and the two-sided p-value,
+the Student t distribution computed from the regularised incomplete beta function.
+
 Scores come from sacreBLEU's own per-sentence sufficient statistics (the private
 ``_extract_corpus_statistics`` / ``_compute_score_from_stats`` that ``sacrebleu.significance``
 uses), so a resampled score is exactly the corpus score of the resampled set. The random
@@ -20,7 +24,9 @@ draws come from ``numpy.random.default_rng(seed)``: the same seed gives the same
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 from sacrebleu.metrics import BLEU, CHRF, TER
@@ -106,3 +112,95 @@ def paired_test(baseline: list[str], candidate: list[str], references: list[str]
                         ci_low=ci_low, ci_high=ci_high, p_bootstrap=float(p_bootstrap),
                         p_randomization=float(p_randomization), resamples=resamples, trials=trials,
                         seed=seed, signature=str(scorer.get_signature()))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The mean and sample standard deviation (n − 1 in the denominator; None for one run) of scores."""
+
+    n: int
+    mean: float
+    sd: Optional[float]
+
+    @classmethod
+    def of(cls, scores: Sequence[float]) -> "Spread":
+        if not scores:
+            raise S2SError("no scores: a group needs at least one run")
+        mean = sum(scores) / len(scores)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in scores) / (len(scores) - 1)) if len(scores) > 1 else None
+        return cls(len(scores), mean, sd)
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """Difference of two groups' means (candidate − baseline), its 95% interval and p-value; the
+    interval and p are None unless both groups have at least two runs."""
+
+    baseline: Spread
+    candidate: Spread
+    difference: float
+    ci_low: Optional[float]
+    ci_high: Optional[float]
+    p: Optional[float]
+    df: Optional[float]
+
+
+def welch_test(baseline: Sequence[float], candidate: Sequence[float]) -> WelchResult:
+    """Welch's unequal-variance t test of ``candidate``'s mean score against ``baseline``'s."""
+    a, b = Spread.of(baseline), Spread.of(candidate)
+    difference = b.mean - a.mean
+    if a.sd is None or b.sd is None:
+        return WelchResult(a, b, difference, None, None, None, None)
+    va, vb = a.sd ** 2 / a.n, b.sd ** 2 / b.n
+    se = math.sqrt(va + vb)
+    if se == 0:  # every run of both groups scored the same
+        return WelchResult(a, b, difference, difference, difference, 1.0 if difference == 0 else 0.0, None)
+    df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
+    half = t_quantile(0.975, df) * se
+    return WelchResult(a, b, difference, difference - half, difference + half, t_two_sided_p(difference / se, df), df)
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with ``df`` degrees of freedom: I_{df/(df+t²)}(df/2, 1/2)."""
+    return _betainc(df / 2, 0.5, df / (df + t * t))
+
+
+def t_quantile(q: float, df: float) -> float:
+    """The ``q`` quantile (0.5 < q < 1) of Student's t with ``df`` degrees of freedom, by bisection."""
+    target, low, high = 2 * (1 - q), 0.0, 1.0
+    while t_two_sided_p(high, df) > target:
+        high *= 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        low, high = (middle, high) if t_two_sided_p(middle, df) > target else (low, middle)
+    return (low + high) / 2
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b) (its continued fraction, Lentz's method)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1 - front * _beta_fraction(b, a, 1 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for numerator in (m * (b - m) * x / ((a - 1 + 2 * m) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 1 + 2 * m))):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
