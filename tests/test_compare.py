@@ -157,3 +157,28 @@ def test_a_revisions_references_missing_from_the_cache_are_taken_from_the_side_w
     assert dvc(repo, "add", "-q", "data/raw").returncode == 0
     with pytest.raises(Unavailable, match="HEAD:data/raw/multi30k/valid.en"):
         compare_sides(baseline, workspace(repo), 10, 10)
+
+
+def test_a_dvc_experiment_is_read_by_its_name(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "params.yaml").write_text(yaml.safe_dump({"data": {"test_sets": []}}))
+    (repo / "system.yaml").write_text(yaml.safe_dump({"system": "worse"}))
+    write(repo / "data/raw/multi30k/valid.en", VALID)
+    write(repo / "systems/worse.hyp", damaged(VALID, 5, seed=1))
+    write(repo / "systems/better.hyp", damaged(VALID, 1, seed=1))
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"vars": ["system.yaml"], "stages": {"evaluate": {
+        "cmd": "mkdir -p outputs && cp systems/${system}.hyp outputs/valid.hyp",
+        "deps": ["systems"], "params": [{"system.yaml": ["system"]}], "outs": ["outputs"]}}}))
+    git(repo, "init", "-q")
+    assert dvc(repo, "init", "-q").returncode == 0
+    assert dvc(repo, "repro", "-q").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "worse")
+    run = dvc(repo, "exp", "run", "-q", "-n", "better-exp", "-S", "system.yaml:system=better")
+    assert run.returncode == 0, run.stderr
+    git(repo, "checkout", "-q", "--", ".")  # the workspace back to the commit: the experiment is only in its ref
+    assert dvc(repo, "checkout", "-q", "--force").returncode == 0
+    valid = compare_sides(revision(repo, "HEAD"), revision(repo, "better-exp"), 100, 200)[0]
+    assert (valid.name, valid.results["bleu"].baseline) == ("valid", BLEU().corpus_score(damaged(VALID, 5, seed=1), [VALID]).score)
+    assert valid.results["bleu"].candidate == BLEU().corpus_score(damaged(VALID, 1, seed=1), [VALID]).score
