@@ -22,10 +22,9 @@ def write(path, lines):
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-@pytest.fixture
-def evaluated_repo(tmp_path):
-    """A git + DVC project whose committed revision has evaluated outputs (tracked by DVC, in its cache)."""
-    repo = tmp_path / "repo"
+def evaluated_project(repo, dvc_tracked):
+    """A git + DVC project at ``repo`` whose commit has evaluated outputs and references; the
+    folders ``dvc_tracked`` are `dvc add`ed (in the cache), the rest committed to git."""
     repo.mkdir()
     (repo / "params.yaml").write_text(yaml.safe_dump({"data": {"test_sets": ["test_2016_flickr"]}}))
     write(repo / "data/raw/multi30k/valid.en", VALID)
@@ -34,11 +33,17 @@ def evaluated_repo(tmp_path):
     write(repo / "outputs/test_2016_flickr.hyp", damaged(REFS, 5, seed=1))
     git(repo, "init", "-q")
     assert dvc(repo, "init", "-q").returncode == 0
-    for tracked in ("outputs", "data/raw"):
+    for tracked in dvc_tracked:
         assert dvc(repo, "add", "-q", tracked).returncode == 0
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")
     return repo
+
+
+@pytest.fixture
+def evaluated_repo(tmp_path):
+    """A git + DVC project whose committed revision has evaluated outputs (tracked by DVC, in its cache)."""
+    return evaluated_project(tmp_path / "repo", ("outputs", "data/raw"))
 
 
 def test_the_workspace_against_its_own_revision_differs_by_nothing(evaluated_repo):
@@ -134,18 +139,7 @@ def test_several_runs_per_side_give_means_spreads_and_the_paired_test_of_the_bes
 
 def test_a_revisions_references_missing_from_the_cache_are_taken_from_the_side_with_the_same_data(tmp_path):
     """As in CI: a fresh clone of main has main's translations (in git) but not its corpus (DVC's cache)."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "params.yaml").write_text(yaml.safe_dump({"data": {"test_sets": ["test_2016_flickr"]}}))
-    write(repo / "data/raw/multi30k/valid.en", VALID)
-    write(repo / "data/raw/multi30k/test_2016_flickr.en", REFS)
-    write(repo / "outputs/valid.hyp", damaged(VALID, 3, seed=1))
-    write(repo / "outputs/test_2016_flickr.hyp", damaged(REFS, 5, seed=1))
-    git(repo, "init", "-q")
-    assert dvc(repo, "init", "-q").returncode == 0
-    assert dvc(repo, "add", "-q", "data/raw").returncode == 0
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "main")
+    repo = evaluated_project(tmp_path / "repo", ("data/raw",))
     shutil.rmtree(repo / ".dvc" / "cache")
     baseline = revision(repo, "HEAD")
     with pytest.raises(Unavailable, match="HEAD:data/raw/multi30k/valid.en: tracked but not in the DVC cache"):

@@ -260,6 +260,18 @@ def to_json(comparisons: list[SetComparison], baseline: str, candidate: str) -> 
                      for c in comparisons}}
 
 
+def _render(header: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
+    """The lines of a table: Markdown (the first two columns left-aligned, the interval column
+    left, the figures right), or plain text in aligned columns."""
+    if markdown:
+        align = ["---" if i < 2 or cell.startswith("95%") else "---:" for i, cell in enumerate(header)]
+        return ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|",
+                *("| " + " | ".join(row) + " |" for row in rows)]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
+                      for i, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in [header, *rows]]
+
+
 def table(comparisons: list[SetComparison], baseline: str, candidate: str, markdown: bool = False) -> str:
     """Per set and metric the two scores, the difference, its 95% interval and both p-values, as
     aligned text or a Markdown table; the tests' settings and sacreBLEU's signatures below it."""
@@ -269,13 +281,7 @@ def table(comparisons: list[SetComparison], baseline: str, candidate: str, markd
              f"{r.candidate:.2f}", f"{r.difference:+.2f}", f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
              f"{r.p_bootstrap:.4f}", f"{r.p_randomization:.4f}"]
             for c in comparisons for metric, r in c.results.items()]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|---|---|---:|---:|---:|---|---:|---:|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-    else:
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
-                           for i, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in [header, *rows]]
+    lines = _render(header, rows, markdown)
     first = comparisons[0].results
     settings = next(iter(first.values()))
     lines += ["", f"Paired bootstrap: {settings.resamples} resamples; approximate randomization: "
@@ -301,13 +307,7 @@ def group_table(report: GroupComparison, markdown: bool = False) -> str:
         rows.append([row.name, row.metric + (" (lower is better)" if row.metric == "ter" else ""),
                      _spread(r.baseline), _spread(r.candidate), f"{r.difference:+.2f}", interval,
                      "—" if r.p is None else f"{r.p:.4f}"])
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|---|---|---:|---:|---:|---|---:|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-    else:
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
-                           for i, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in [header, *rows]]
+    lines = _render(header, rows, markdown)
     lines += ["", f"Baseline: {', '.join(report.baselines)}; candidate: {', '.join(report.candidates)}. Sample sd "
                   "(n − 1); the interval and p need two runs or more per side.", "",
               f"Each side's best run by valid BLEU, paired: {report.best_baseline} (baseline) against "
