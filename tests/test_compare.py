@@ -72,7 +72,7 @@ def test_other_references_are_a_clear_error(evaluated_repo):
 
 
 def test_an_unknown_revision_is_a_clear_error(evaluated_repo):
-    with pytest.raises(S2SError, match="--against nope: not a revision"):
+    with pytest.raises(S2SError, match="^nope: not a revision or experiment"):
         revision(evaluated_repo, "nope")
 
 

@@ -63,7 +63,7 @@ def revision(root: Path, rev: str) -> Side:
         fs = DVCFileSystem(str(root), rev=rev)
         fs.ls(".")  # resolves the revision (isfile would answer False for an unknown one)
     except DvcException as err:
-        raise S2SError(f"--against {rev}: not a revision or experiment of the project at {root} ({err})") from None
+        raise S2SError(f"{rev}: not a revision or experiment of the project at {root} ({err})") from None
 
     def read(path: str) -> Optional[str]:
         unavailable = f"{rev}:{path}: tracked but not in the DVC cache or remote"
@@ -92,7 +92,7 @@ def tracked_hash(side: Side, path: str) -> Optional[str]:
         for out in stage.get("outs") or []:
             if out.get("path") == path:
                 return out.get("md5") or out.get("etag") or out.get("checksum")
-    parent, _, name = path.rpartition("/")
+    name = path.rpartition("/")[2]
     try:
         dvc_file = side.read(f"{path}.dvc")
     except Unavailable:  # inside a tracked folder: no .dvc file there
