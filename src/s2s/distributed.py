@@ -74,3 +74,18 @@ def shard_rows(tgt_lengths: np.ndarray, world_size: int) -> list[np.ndarray]:
         owner[row] = rank
         tokens[rank] += lengths[row]
     return [np.flatnonzero(owner == rank) for rank in range(world_size)]
+
+
+def rank_rows(indices: np.ndarray, tgt_lengths: np.ndarray, world: World) -> np.ndarray:
+    """This rank's sentences of a batch: ``indices`` (rows,) the batch's sentence indices and
+    ``tgt_lengths`` (rows,) their target lengths -> the indices of its :func:`shard_rows` share."""
+    return np.asarray(indices)[shard_rows(tgt_lengths, world.size)[world.rank]]
+
+
+def loss_scale(global_tgt_tokens: int, world: World) -> float:
+    """What a rank multiplies its summed token losses by before ``backward``: DDP averages the
+    ranks' gradients, so ``world.size / global tokens`` makes the average the gradient of the
+    whole batch's loss per target token, as one process computes it."""
+    if global_tgt_tokens < 1:
+        raise ValueError(f"{global_tgt_tokens} target tokens: a batch has at least one")
+    return world.size / global_tgt_tokens
