@@ -106,6 +106,7 @@ def test_translate_with_several_models_decodes_their_ensemble(trained_project, t
     single = translator_of(model, beam=beam)
     ensemble = dataclasses.replace(single, model=Ensemble([single.model, load_model(other, torch.device("cpu"))[0]]))
     assert translate(model, other) == ensemble.translate_lines(lines)
+    assert translate(model, other) != translate(model)  # the second model is decoded, not ignored
 
 
 def test_translate_refuses_models_of_other_vocabularies(trained_project, tmp_path):

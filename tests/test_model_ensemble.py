@@ -1,4 +1,5 @@
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -34,6 +35,8 @@ def test_mean_of_probabilities_is_the_log_of_the_mean_probability_and_exact_for_
     minus_inf = a.clone()
     minus_inf[:, 0] = float("-inf")
     assert mean_of_probabilities([minus_inf, minus_inf])[:, 0].eq(float("-inf")).all()
+    one_sure_one_not = mean_of_probabilities([minus_inf, a])  # one member rules a token out: half the other's
+    assert torch.allclose(one_sure_one_not[:, 0], a[:, 0] - math.log(2), atol=1e-6)
 
 
 @pytest.mark.parametrize("decoder", DECODERS)

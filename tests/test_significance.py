@@ -87,9 +87,11 @@ def test_welch_test_of_two_groups_of_runs():
     assert result.df == pytest.approx(3.717, abs=1e-3)  # Welch–Satterthwaite
     half = t_quantile(0.975, result.df) * (0.3512 ** 2 / 3 + 0.2646 ** 2 / 3) ** 0.5
     assert (result.ci_low, result.ci_high) == pytest.approx((0.9667 - half, 0.9667 + half), abs=1e-3)
-    assert 0.01 < result.p < 0.05
+    assert result.p == pytest.approx(0.0217, abs=1e-3)
     same = welch_test([30.0, 31.0], [30.0, 31.0])
     assert same.difference == 0 and same.p == pytest.approx(1.0)
+    flat = welch_test([30.1] * 3, [30.1] * 3)  # no spread on either side: no t test, not p = 0
+    assert flat.baseline.sd == 0 and flat.difference == 0 and flat.ci_low is None and flat.p is None
     single = welch_test([30.0, 31.0, 32.0], [33.0])  # one run: no spread, so no interval
     assert single.difference == 2.0 and single.ci_low is None and single.p is None and single.candidate.sd is None
     with pytest.raises(S2SError, match="at least one run"):

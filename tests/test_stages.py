@@ -145,6 +145,16 @@ def test_evaluate_scores_the_ensemble_that_params_name(trained_copy, trained_par
     ensemble_scores = json.loads((layout.metrics / "eval.json").read_text())
     assert ensemble_scores.pop("ensemble") == ["models/model.pt", "models/members/same.pt"]
     assert ensemble_scores == scores
+    checkpoint = torch.load(layout.model, weights_only=True)
+    torch.manual_seed(0)  # another member: the model's weights, perturbed, so the ensemble decodes otherwise
+    checkpoint["model"] = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+                           for k, v in checkpoint["model"].items()}
+    other = layout.root / "models" / "members" / "other.pt"
+    torch.save(checkpoint, other)
+    member = EnsembleMember("models/members/other.pt", hashlib.sha256(other.read_bytes()).hexdigest())
+    stage("evaluate").run(dataclasses.replace(trained_params, eval=dataclasses.replace(trained_params.eval,
+                                                                                       ensemble=[member])), layout)
+    assert {p.name: p.read_bytes() for p in layout.outputs.glob("*.hyp")} != alone  # the member is decoded
     before = project_digest(layout.root)
     for bad, message in ((EnsembleMember("models/members/none.pt", digest), "none.pt: no such file"),
                          (EnsembleMember("models/members/same.pt", "0" * 64), "same.pt: its sha256 is " + digest)):

@@ -177,8 +177,9 @@ def read_sets(sides: list[Side]) -> dict[str, SetTexts]:
                 references[side.name] = _lines(refs)
         by_name = {side.name: side for side in sides}
         for name, err in unavailable.items():
-            donor = next((other for other in references
-                          if _same_tracked_data(by_name[name], by_name[other], _set_files(params[name], split)[1])), None)
+            path = _set_files(params[name], split)[1]
+            donor = next((other for other in references if _set_files(params[other], split)[1] == path
+                          and _same_tracked_data(by_name[name], by_name[other], path)), None)
             if donor is None:
                 raise err
             log.info("%s: %s's references are not in the DVC cache; DVC records the same data as %s's, used instead",
@@ -311,7 +312,8 @@ def group_table(report: GroupComparison, markdown: bool = False) -> str:
     lines += ["", f"Baseline: {', '.join(report.baselines)}; candidate: {', '.join(report.candidates)}. Sample sd "
                   "(n − 1); the interval and p need two runs or more per side.", "",
               f"Each side's best run by valid BLEU, paired: {report.best_baseline} (baseline) against "
-              f"{report.best_candidate} (candidate)", ""]
+              f"{report.best_candidate} (candidate); their valid rows are where they were chosen, so "
+              "favour them", ""]
     return "\n".join(lines) + "\n" + table(report.paired, report.best_baseline, report.best_candidate, markdown)
 
 

@@ -25,6 +25,7 @@ draws come from ``numpy.random.default_rng(seed)``: the same seed gives the same
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -126,9 +127,7 @@ class Spread:
     def of(cls, scores: Sequence[float]) -> "Spread":
         if not scores:
             raise S2SError("no scores: a group needs at least one run")
-        mean = sum(scores) / len(scores)
-        sd = math.sqrt(sum((x - mean) ** 2 for x in scores) / (len(scores) - 1)) if len(scores) > 1 else None
-        return cls(len(scores), mean, sd)
+        return cls(len(scores), statistics.fmean(scores), statistics.stdev(scores) if len(scores) > 1 else None)
 
 
 @dataclass(frozen=True)
@@ -153,8 +152,8 @@ def welch_test(baseline: Sequence[float], candidate: Sequence[float]) -> WelchRe
         return WelchResult(a, b, difference, None, None, None, None)
     va, vb = a.sd ** 2 / a.n, b.sd ** 2 / b.n
     se = math.sqrt(va + vb)
-    if se == 0:  # every run of both groups scored the same
-        return WelchResult(a, b, difference, difference, difference, 1.0 if difference == 0 else 0.0, None)
+    if se < 1e-9:  # every run of each group scored the same: no spread, so no t test
+        return WelchResult(a, b, difference, None, None, None, None)
     df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
     half = t_quantile(0.975, df) * se
     return WelchResult(a, b, difference, difference - half, difference + half, t_two_sided_p(difference / se, df), df)
