@@ -84,14 +84,22 @@ def revision(root: Path, rev: str) -> Side:
     return Side(rev, read)
 
 
-def tracked_hash(side: Side, path: str) -> Optional[str]:
-    """The hash DVC records for the output ``path`` on ``side`` (a stage's in ``dvc.lock``, or a
-    ``.dvc`` file's), or None when DVC tracks no output of that path."""
+def _out_hash(out: dict) -> Optional[str]:
+    return out.get("md5") or out.get("etag") or out.get("checksum")
+
+
+def lock_hashes(side: Side) -> dict[str, Optional[str]]:
+    """Every stage output's hash that ``side``'s ``dvc.lock`` records, by path."""
     lock = yaml.safe_load(side.read("dvc.lock") or "{}") or {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if out.get("path") == path:
-                return out.get("md5") or out.get("etag") or out.get("checksum")
+    return {out.get("path"): _out_hash(out)
+            for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []}
+
+
+def tracked_hash(side: Side, path: str, locked: dict[str, Optional[str]]) -> Optional[str]:
+    """The hash DVC records for the output ``path`` on ``side``: in ``locked`` (its
+    :func:`lock_hashes`) or in a ``.dvc`` file; None when DVC tracks no output of that path."""
+    if path in locked:
+        return locked[path]
     name = path.rpartition("/")[2]
     try:
         dvc_file = side.read(f"{path}.dvc")
@@ -99,7 +107,7 @@ def tracked_hash(side: Side, path: str) -> Optional[str]:
         return None
     for out in (yaml.safe_load(dvc_file or "{}") or {}).get("outs") or []:
         if out.get("path") == name:
-            return out.get("md5") or out.get("etag") or out.get("checksum")
+            return _out_hash(out)
     return None
 
 
@@ -130,14 +138,18 @@ class SetTexts:
     references: list[str]
 
 
-def _same_tracked_data(a: Side, b: Side, path: str) -> bool:
-    """Whether DVC records the same hash on both sides for ``path`` or the nearest tracked folder above it."""
+def _same_tracked_data(a: Side, b: Side, path: str, locked: dict[str, dict[str, Optional[str]]]) -> bool:
+    """Whether DVC records the same hash on both sides for ``path`` or the nearest tracked folder
+    above it; ``locked``: each side's :func:`lock_hashes`, by side name, filled in as needed."""
+    for side in (a, b):
+        if side.name not in locked:
+            locked[side.name] = lock_hashes(side)
     parts = path.split("/")
     for end in range(len(parts), 0, -1):
         prefix = "/".join(parts[:end])
-        found = tracked_hash(a, prefix)
+        found = tracked_hash(a, prefix, locked[a.name])
         if found is not None:
-            return found == tracked_hash(b, prefix)
+            return found == tracked_hash(b, prefix, locked[b.name])
     return False
 
 
@@ -159,6 +171,8 @@ def read_sets(sides: list[Side]) -> dict[str, SetTexts]:
             log.info("%s: evaluated by %s but not by every side; not compared", missing, name)
     if not common:
         raise S2SError(f"{' and '.join(names)} evaluate no set in common")
+    by_name = {side.name: side for side in sides}
+    locked: dict[str, dict[str, Optional[str]]] = {}  # each side's dvc.lock hashes, read once when needed
     texts = {}
     for split in common:
         hypotheses, references, unavailable = {}, {}, {}
@@ -175,11 +189,10 @@ def read_sets(sides: list[Side]) -> dict[str, SetTexts]:
             hypotheses[side.name] = _lines(hyps)
             if refs is not None:
                 references[side.name] = _lines(refs)
-        by_name = {side.name: side for side in sides}
         for name, err in unavailable.items():
             path = _set_files(params[name], split)[1]
             donor = next((other for other in references if _set_files(params[other], split)[1] == path
-                          and _same_tracked_data(by_name[name], by_name[other], path)), None)
+                          and _same_tracked_data(by_name[name], by_name[other], path, locked)), None)
             if donor is None:
                 raise err
             log.info("%s: %s's references are not in the DVC cache; DVC records the same data as %s's, used instead",
