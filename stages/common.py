@@ -10,6 +10,7 @@ checkout has no ``src/s2s``, or another copy was imported already).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import sys
@@ -40,8 +41,9 @@ from s2s.layout import Layout  # noqa: E402
 from s2s.project_lock import project_lock  # noqa: E402
 
 
-def main(run: Callable[[Params, Layout], object]) -> None:
-    """Run a stage on this checkout's ``params.yaml`` and files, one stage at a time per project.
+def main(run: Callable[[Params, Layout], object], lock: bool = True) -> None:
+    """Run a stage on this checkout's ``params.yaml`` and files, one stage at a time per project
+    (``lock=False``: for the training processes of a stage whose launcher holds the lock).
 
     A fault a user can fix (bad params or data, a full disk, another stage
     running here) is one ``error:`` line and exit 1; ``S2S_DEBUG=1`` shows the traceback.
@@ -51,6 +53,6 @@ def main(run: Callable[[Params, Layout], object]) -> None:
     layout = Layout(ROOT)
 
     def locked_run() -> None:
-        with project_lock(ROOT, f"stage {Path(sys.argv[0]).stem}"):
+        with project_lock(ROOT, f"stage {Path(sys.argv[0]).stem}") if lock else contextlib.nullcontext():
             run(load_params(layout.params), layout)
     report_faults(locked_run)

@@ -118,3 +118,22 @@ def test_matmul_rate_is_the_flops_of_the_products_over_their_time(monkeypatch):
     ticks = iter([10.0, 12.5])  # the clock around the timed products: 2.5 s
     monkeypatch.setattr(bench_module, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
     assert matmul_flops_per_s(torch.device("cpu"), size=64, repeats=3) == 2 * 64 ** 3 * 3 / 2.5
+
+
+def test_scaling_times_the_same_updates_in_two_processes_against_one(trained_project, trained_params,
+                                                                     fixed_matmul_rate):
+    data = [ParallelData.load(trained_project.split_tensors(split)) for split in ("train", "test")]
+    params = dataclasses.replace(trained_params, train=dataclasses.replace(trained_params.train, threads=1))
+    baseline = bench(params, *data, Vocabs.load(trained_project.spm), torch.device("cpu"), warmup_steps=1,
+                     steps=3, decode_sentences=2, batch1_sentences=1)
+    result = bench_module.scaling(params, str(trained_project.root), baseline, nproc=2, warmup_steps=1, steps=3)
+    assert (result.processes, result.threads_per_process) == (2, 1)
+    assert result.baseline_tgt_tokens_per_s == baseline.train_tgt_tokens_per_s
+    assert result.tgt_tokens_per_s > 0
+    # the CPU baseline has the processes' cores: efficiency is the speedup itself
+    assert result.speedup == pytest.approx(result.tgt_tokens_per_s / baseline.train_tgt_tokens_per_s)
+    assert result.efficiency == result.speedup
+    baseline.scaling = result
+    table = format_table(baseline)
+    assert f"2 processes x 1 threads: {result.tgt_tokens_per_s:,.0f} target tokens/s in all" in table
+    assert f"scaling efficiency {result.efficiency:.0%}" in table

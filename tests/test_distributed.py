@@ -1,18 +1,18 @@
 import numpy as np
 import pytest
 
-from s2s.distributed import World, loss_scale, rank_rows, shard_rows
+from s2s.distributed import World, loss_divisor, rank_rows, shard_rows
 from s2s.errors import S2SError
 
 
 def test_without_torchrun_this_is_the_one_process():
     world = World.from_env({})
-    assert (world.rank, world.local_rank, world.size, world.is_main) == (0, 0, 1, True)
+    assert (world.rank, world.local_rank, world.size, world.local_size) == (0, 0, 1, 1)
 
 
 def test_torchruns_environment_names_the_process():
     world = World.from_env({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"})
-    assert (world.rank, world.local_rank, world.size, world.is_main) == (3, 1, 4, False)
+    assert (world.rank, world.local_rank, world.size, world.local_size) == (3, 1, 4, 4)
 
 
 @pytest.mark.parametrize("env, message", [
@@ -63,8 +63,8 @@ def _rank_gradients(rank: int, size: int, port: int, out: str) -> None:
         tgt_lens = (tgt_out != 0).sum(1).numpy()
         rows = torch.from_numpy(rank_rows(np.arange(len(tgt_lens)), tgt_lens, world))
         losses = ddp(src[rows], src_lens[rows], tgt_in[rows], tgt_out[rows])  # (rows', tgt_len)
-        (losses.sum() * loss_scale(int(tgt_lens.sum()), world)).backward()
-        if world.is_main:
+        (losses.sum() / loss_divisor(int(tgt_lens.sum()), world)).backward()
+        if rank == 0:
             torch.save({n: p.grad for n, p in model.named_parameters()}, out)
     finally:
         dist.destroy_process_group()
@@ -111,3 +111,60 @@ def test_ranks_shares_of_a_batch_give_the_single_process_gradient(tmp_path, size
     grads = torch.load(tmp_path / "grads.pt")
     for name, parameter in model.named_parameters():
         assert torch.allclose(grads[name], parameter.grad, rtol=1e-5, atol=1e-7), name
+
+
+def _writer_of(rank: int, size: int, port: int, flagged: list, out: str) -> None:
+    """One gloo rank joins through :func:`joined`; each saves the writer it was told."""
+    import os
+
+    import torch
+
+    from s2s.distributed import OUTPUT_NODE_ENV, joined
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    env = {OUTPUT_NODE_ENV: "1"} if rank in flagged else {}
+    with joined(World(rank, rank, size, size), torch.device("cpu"), env) as ranks:
+        total = ranks.sum([rank, 1.0])
+        shared = ranks.share({"from": ranks.world.rank})
+        gathered = ranks.gather(rank * 10)
+        signal = ranks.first_signal(15 if rank == size - 1 else None)
+    torch.save({"writer": ranks.writer, "sum": total, "shared": shared, "gathered": gathered, "signal": signal},
+               f"{out}.{rank}")
+
+
+@pytest.mark.parametrize("flagged, writer", [([], 0), ([1, 2], 1)])
+def test_the_writer_is_the_lowest_rank_of_the_output_node_and_decisions_are_shared(tmp_path, flagged, writer):
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.start_processes(_writer_of, args=(3, port, flagged, str(tmp_path / "out")), nprocs=3, start_method="spawn")
+    for rank in range(3):
+        seen = torch.load(f"{tmp_path / 'out'}.{rank}")
+        assert seen["writer"] == writer
+        assert seen["sum"] == [3.0, 3.0]
+        assert seen["shared"] == {"from": writer}  # the writer's object, on every rank
+        assert seen["gathered"] == ([0, 10, 20] if rank == writer else None)
+        assert seen["signal"] == 15  # one rank's signal stops them all
+
+
+def test_one_process_joins_nothing_and_every_collective_is_the_identity():
+    import torch
+
+    from s2s.distributed import Ranks, joined
+
+    with joined(World(), torch.device("cpu"), {}) as ranks:
+        assert ranks.is_writer and ranks.sum([2.5]) == [2.5] and ranks.share("x") == "x"
+        assert ranks.gather(7) == [7] and ranks.first_signal(None) is None
+    assert Ranks().world.size == 1
+
+
+def test_the_loss_divisor_of_one_process_is_the_token_count_itself():
+    assert loss_divisor(37, World()) == 37 and isinstance(loss_divisor(37, World()), int)
+    assert loss_divisor(37, World(0, 0, 2, 2)) == 18.5
+    with pytest.raises(ValueError, match="at least one"):
+        loss_divisor(0, World())

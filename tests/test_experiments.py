@@ -96,3 +96,18 @@ def test_bad_overrides_fail_with_our_message(dvc_repo, override, message):
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_experiment_of_two_training_processes_makes_a_model_that_translates(dvc_repo):
+    import subprocess
+    import sys
+
+    result = dvc(dvc_repo, "exp", "run", "-S", "train.nproc=2", "-S", "train.threads=1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((dvc_repo / "metrics" / "speed.json").read_text())["processes"] == 2
+    assert "nproc: 2" in (dvc_repo / "params.yaml").read_text()
+    translated = subprocess.run([sys.executable, "-m", "s2s.cli", "translate", "-m", "models/model.pt"],
+                                cwd=dvc_repo, input="ein hund\nzwei katze läuft\n", capture_output=True,
+                                text=True, timeout=120)
+    assert translated.returncode == 0, translated.stderr
+    assert len(translated.stdout.splitlines()) == 2

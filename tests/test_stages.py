@@ -98,7 +98,8 @@ def test_stages_write_their_contract(trained_copy, trained_params):
     assert train["best_epoch"] == checkpoint["epoch"] and train["model_is_average"] is False
     assert train["best_valid_ppl"] == pytest.approx(math.exp(train["best_valid_loss"]), abs=1e-3)
     speed = json.loads((layout.metrics / "speed.json").read_text())
-    assert speed["device"] == "cpu" and set(speed) == {"device", "train_seconds", "train_tgt_tokens_per_s"}
+    assert speed["device"] == "cpu" and speed["processes"] == 1
+    assert set(speed) == {"device", "processes", "train_seconds", "train_tgt_tokens_per_s"}
     scores = json.loads((layout.metrics / "eval.json").read_text())
     assert set(scores) == {"valid", "test"}
     for split, n_lines in (("valid", 40), ("test", 30)):

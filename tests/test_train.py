@@ -363,3 +363,41 @@ def test_resume_refuses_a_checkpoint_with_non_finite_weights(trained_project, tr
     torch.save(checkpoint, last)
     with pytest.raises(S2SError, match=f"{last}: 1 weight tensors hold NaN .*first: {name}.*lower train.lr"):
         resume_point(last, trained_params, ParallelData.load(trained_project.split_tensors("train")))
+
+
+def _train_rank(rank: int, port: int, root: str, params) -> None:
+    """One of two gloo ranks: ``train`` into this rank's own directory, recording what it logs."""
+    import os
+
+    from s2s.distributed import World, joined
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    layout, mine = Layout(Path(root)), Path(root) / f"rank{rank}"
+    recorder = Recorder()
+    with joined(World(rank, rank, 2, 2), torch.device("cpu"), {}) as ranks:
+        result = train(params, ParallelData.load(layout.split_tensors("train")),
+                       ParallelData.load(layout.split_tensors("valid")), Vocabs.load(layout.spm),
+                       mine / "model.pt", mine / "last.pt", recorder if ranks.is_writer else None, ranks)
+    mine.mkdir(exist_ok=True)
+    (mine / "report.json").write_text(json.dumps({"validations": len(recorder.epochs), "steps": result.progress.step,
+                                                  "best_valid_loss": result.progress.best_valid_loss}))
+
+
+def test_of_two_ranks_only_the_writer_writes_and_both_take_the_same_decisions(tiny_project, tiny_params):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    params = with_train(tiny_params, max_epochs=3, patience=1, checkpoint_every=3)
+    mp.start_processes(_train_rank, args=(port, str(tiny_project.root), params), nprocs=2, start_method="spawn")
+    writer, other = (tiny_project.root / f"rank{r}" for r in (0, 1))
+    assert sorted(p.name for p in writer.iterdir()) == ["last.pt", "model.pt", "report.json"]
+    assert sorted(p.name for p in other.iterdir()) == ["report.json"]  # nothing of training's
+    reports = [json.loads((d / "report.json").read_text()) for d in (writer, other)]
+    assert reports[0]["validations"] > 0 and reports[1]["validations"] == 0  # only the writer logs
+    assert reports[0]["steps"] == reports[1]["steps"]  # stopped together, on the writer's figures
+    assert reports[0]["best_valid_loss"] == reports[1]["best_valid_loss"]
+    assert torch.load(writer / "last.pt", weights_only=True)["world_size"] == 2

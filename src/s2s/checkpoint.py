@@ -29,7 +29,8 @@ from s2s.tensors import ParallelData
 log = logging.getLogger(__name__)
 
 # Train params a resume checkpoint need not match: they change how fast, not what, training computes.
-NOT_FINGERPRINTED = ("threads", "checkpoint_every")
+# (nproc is checked on its own: a resumed run must have the world size the checkpoint records.)
+NOT_FINGERPRINTED = ("threads", "checkpoint_every", "nproc")
 
 
 def save_checkpoint(payload: dict, path: Path) -> None:
@@ -111,6 +112,17 @@ def fingerprint(params: Params, train_data: ParallelData) -> str:
     digest = hashlib.sha256(blob)
     digest.update(train_data.digest.encode())  # recorded by tensorize: the ids are not read
     return digest.hexdigest()
+
+
+def require_world_size(checkpoint: dict, world_size: int, last_path: Path) -> None:
+    """Refuse to resume ``checkpoint`` in a world of another size: the ranks' shares of every batch,
+    their RNG states and the sums' rounding belong to the world size that wrote it."""
+    written_by = checkpoint.get("world_size", 1)
+    if written_by != world_size:
+        raise S2SError(f"{last_path}: written by a training of {written_by} process(es), and this one has "
+                       f"{world_size}: it resumes exactly only in a world of the same size. Run it with "
+                       f"{written_by} process(es) (train.nproc per node) to continue, or delete {last_path} "
+                       "to train anew")
 
 
 def resume_point(last_path: Path, params: Params, train_data: ParallelData) -> Optional[dict]:

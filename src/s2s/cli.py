@@ -111,10 +111,15 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
                                                help="trained model for the decoding figures (default: models/model.pt "
                                                     "if it matches the params, else the untrained model)"),
           steps: int = typer.Option(30, "--steps", min=1, help="timed training steps (after 5 warm-up steps)"),
+          nproc: int = typer.Option(1, "--nproc", min=1,
+                                    help="also time training in this many data-parallel processes (DDP) against "
+                                         "one process with their hardware: on the CPU their threads together, "
+                                         "on CUDA one GPU"),
           out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the figures as JSON here")) -> None:
     """Measure training and decoding speed of the current params on the real data."""
     from s2s.bench import bench as run_bench
-    from s2s.bench import format_table
+    from s2s.bench import format_table, scaling
+    from s2s.distributed import World, threads_per_process
     from s2s.checkpoint import load_model
     from s2s.config import load_params_with_overrides
     from s2s.device import resolve_device, set_threads
@@ -127,7 +132,8 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
         config = load_params_with_overrides(params, overrides)
         layout = Layout(root)
         device = resolve_device(config.train.device)
-        set_threads(config.train.threads)
+        per_process = threads_per_process(config.train.threads, World(0, 0, nproc, nproc))
+        set_threads(per_process * nproc if device.type == "cpu" else config.train.threads)
         vocabs = Vocabs.load(layout.spm)
         trained = None
         model_path = model or layout.model
@@ -141,6 +147,8 @@ def bench(params: Path = ParamsOption, root: Path = RootOption,
         for data in (train_data, decode_data):
             data.require_vocabulary(vocabs, str(layout.spm), "Run `dvc repro tensorize` first")
         result = run_bench(config, train_data, decode_data, vocabs, device, trained, steps=steps)
+        if nproc > 1:
+            result.scaling = scaling(config, str(layout.root), result, nproc, steps=steps)
         typer.echo(format_table(result) + ("" if trained else "\n(decoding figures are of an untrained model)"))
         if out:
             write_json(out, {**result.to_dict(), "trained_model_for_decoding": trained is not None})

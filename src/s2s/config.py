@@ -140,7 +140,10 @@ class TrainConfig:
     seed: int = _knob(1234, low=0, doc="seed of every random generator")
     device: str = _knob("auto", choices=("auto", "cpu", "cuda"), doc="auto = cuda when present")
     precision: str = _knob("auto", choices=("auto", "fp32", "bf16"), doc="auto = bf16 autocast on CUDA, fp32 on CPU")
-    threads: int = _knob(0, low=0, doc="CPU threads for torch (0 = all cores)")
+    threads: int = _knob(0, low=0, doc="CPU threads for torch, per process (0 = the cores of the node shared "
+                                       "by its processes)")
+    nproc: int = _knob(1, low=1, doc="training processes on this node, data-parallel (DDP; 1 = one process): "
+                                     "one per GPU, or on the CPU each with its threads")
     batch_tokens: int = _knob(2500, low=MIN_BATCH_TOKENS, doc="padded tokens per batch, length-bucketed "
                                                                "(summed over its chunks with buckets_per_batch > 1)")
     bucket_pool: int = _knob(0, low=0, doc="sort by length within random pools of this many batches, new "

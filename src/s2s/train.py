@@ -17,10 +17,18 @@ state, progress and data position, written every ``train.checkpoint_every``
 steps, at every epoch end and on SIGINT/SIGTERM. Running training again with
 the same params continues from it, and on the CPU ends with the same bytes
 as a run that was never interrupted.
+
+Under several processes (``train.nproc``, or ``torchrun``) every rank builds the same updates
+and trains on its token-balanced share of each batch through DDP; the loss is divided by the
+update's *global* target tokens, so the all-reduced gradient is the one process's. The writer
+(:class:`~s2s.distributed.Ranks`) alone validates and writes; the figures it finds and every
+stop are shared, so all ranks take the same decisions. A resumed run must have the world size
+of the run that wrote ``models/last.pt``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -34,9 +42,10 @@ import torch
 from tqdm import tqdm
 
 from s2s.averaging import Average, average_states, cpu_state, keep_recent
-from s2s.checkpoint import fingerprint, resume_point, save_checkpoint, save_model
+from s2s.checkpoint import fingerprint, require_world_size, resume_point, save_checkpoint, save_model
 from s2s.config import ModelConfig, Params, TrainConfig
 from s2s.device import resolve_device, resolve_precision, set_threads
+from s2s.distributed import Ranks, World, loss_divisor, rank_rows, threads_per_process
 from s2s.model import Seq2Seq
 from s2s.optim import Schedule, build_optimizer, load_optimizer_state
 from s2s.search import LengthLimit
@@ -92,6 +101,7 @@ class TrainResult:
     progress: Progress
     device: str
     average: Optional[Average] = None
+    processes: int = 1  # the world size: tokens/s are those of all processes together
 
     def quality(self) -> dict:
         p = self.progress
@@ -112,23 +122,75 @@ class TrainResult:
     def speed(self) -> dict:
         return {"train_seconds": round(self.progress.seconds, 1),
                 "train_tgt_tokens_per_s": round(self.progress.tokens / max(self.progress.seconds, 1e-9), 1),
-                "device": self.device}
+                "device": self.device, "processes": self.processes}
 
 
 def build_model(config: ModelConfig, vocabs: Vocabs) -> Seq2Seq:
     return Seq2Seq(config, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size())
 
 
-def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vocabs: Vocabs,
-          model_path: Path, last_path: Path, logger: Optional[EpochLogger] = None) -> TrainResult:
-    """Train (or resume) until ``max_epochs``, ``max_steps`` or ``patience`` validations without a
-    better valid metric."""
-    config: TrainConfig = params.train
+@dataclass
+class Update:
+    """One optimizer step's data on this rank: its rows of each of the ``accumulate`` batches."""
+
+    batches: list[Batch]   # with one process, the whole batches
+    weights: list[float]   # 1, or 0 for a stand-in row where a batch left this rank no rows
+    n_tokens: int          # target tokens of the whole update, over all ranks: the loss divisor
+
+
+class TokenLosses(torch.nn.Module):
+    """The model's ``token_losses`` as ``forward``: what DDP wraps (its hooks run through forward)."""
+
+    def __init__(self, model: Seq2Seq, label_smoothing: float):
+        super().__init__()
+        self.model, self.label_smoothing = model, label_smoothing
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """(batch, tgt_len) teacher-forced token losses, 0 at padding."""
+        return self.model.token_losses(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out, self.label_smoothing)
+
+
+@dataclass
+class Replicas:
+    """The model under DDP and the ranks it is replicated over (several processes only)."""
+
+    ddp: torch.nn.parallel.DistributedDataParallel
+    ranks: Ranks
+
+    @classmethod
+    def wrap(cls, model: Seq2Seq, config: TrainConfig, ranks: Ranks, device: torch.device) -> "Replicas":
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            TokenLosses(model, config.label_smoothing), device_ids=[device] if device.type == "cuda" else None)
+        return cls(ddp, ranks)
+
+
+def training_device(config: TrainConfig, world: World) -> torch.device:
+    """``train.device``; on CUDA with several processes on a node, the GPU of ``LOCAL_RANK``."""
     device = resolve_device(config.device)
+    if device.type == "cuda" and world.size > 1:
+        return torch.device("cuda", world.local_rank)
+    return device
+
+
+def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vocabs: Vocabs,
+          model_path: Path, last_path: Path, logger: Optional[EpochLogger] = None,
+          ranks: Ranks = Ranks()) -> TrainResult:
+    """Train (or resume) until ``max_epochs``, ``max_steps`` or ``patience`` validations without a
+    better valid metric.
+
+    ``ranks``: the processes training together (see :func:`s2s.distributed.joined`); only the
+    writer among them writes ``model_path`` and ``last_path`` and calls ``logger``.
+    """
+    config: TrainConfig = params.train
+    world = ranks.world
+    device = ranks.device if world.size > 1 else training_device(config, world)
     dtype = resolve_precision(config.precision, device)
-    set_threads(config.threads)
+    set_threads(threads_per_process(config.threads, world))
     torch.manual_seed(config.seed)
     model = build_model(params.model, vocabs).to(device)
+    if world.size > 1:  # the same initial weights on every rank, then each its own dropout stream
+        torch.manual_seed(int(np.random.SeedSequence([config.seed, world.rank]).generate_state(1)[0]))
+    replicas = Replicas.wrap(model, config, ranks, device) if world.size > 1 else None
     optimizer = build_optimizer(model, config.lr)
     schedule = Schedule(optimizer, config)
     translator = Translator(model, vocabs, LengthLimit.from_eval(params.eval),
@@ -137,12 +199,13 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     average: Optional[Average] = None
     averaged_state: Optional[dict] = None  # the mean of recent_states, once the run has stopped
     key = fingerprint(params, train_data)
-    checkpoint = resume_point(last_path, params, train_data)
+    checkpoint = ranks.share(resume_point(last_path, params, train_data) if ranks.is_writer else None)
     if checkpoint is not None:
+        require_world_size(checkpoint, world.size, last_path)
         model.load_state_dict(checkpoint["model"])
         load_optimizer_state(optimizer, checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["schedule"])
-        torch.set_rng_state(checkpoint["rng"])
+        torch.set_rng_state(checkpoint["rng"] if world.size == 1 else checkpoint["rng"][world.rank])
         progress, best_state = Progress(**checkpoint["progress"]), checkpoint["best_model"]
         recent_states = checkpoint["recent_models"]
         log.info("resuming from %s: epoch %d, step %d", last_path, progress.epoch, progress.step)
@@ -150,38 +213,49 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
              " (bf16 autocast)" if dtype else "", len(train_data))
 
     def save_last() -> None:
-        save_checkpoint({"fingerprint": key, "progress": dataclasses.asdict(progress), "model": model.state_dict(),
-                      "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                      "rng": torch.get_rng_state(), "best_model": best_state, "recent_models": recent_states,
-                      "average": None if average is None else dataclasses.asdict(average)}, last_path)
+        """The resume checkpoint, written by the writer with every rank's RNG state (all ranks call it)."""
+        rng = torch.get_rng_state() if world.size == 1 else ranks.gather(torch.get_rng_state())
+        if ranks.is_writer:
+            save_checkpoint({"fingerprint": key, "progress": dataclasses.asdict(progress),
+                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "schedule": schedule.state_dict(), "rng": rng, "world_size": world.size,
+                             "best_model": best_state, "recent_models": recent_states,
+                             "average": None if average is None else dataclasses.asdict(average)}, last_path)
 
     def validate(finishing: bool, what: str) -> None:
         """Validate here; keep the best and recent weights; decide on stopping (and average then)."""
         nonlocal best_state, recent_states, average, averaged_state
+        scores = ranks.share(_valid_scores(model, translator, valid_data, config, device) if ranks.is_writer
+                             else None)
         try:
-            best_state = _validate(progress, model, translator, valid_data, config, device, schedule,
-                                   optimizer, best_state, logger)
+            best_state = _validate(progress, scores, model, config, schedule, optimizer, best_state,
+                                   logger if ranks.is_writer else None, keep_best=ranks.is_writer)
         except NonFinite as blowup:
             raise _diverged(f"{what}: {blowup}", progress, config, last_path) from None
         progress.stopped = progress.stopped or finishing
         if config.average_last:
-            recent_states = keep_recent(recent_states, cpu_state(model), config.average_last)
+            if ranks.is_writer:
+                recent_states = keep_recent(recent_states, cpu_state(model), config.average_last)
             progress.recent = keep_recent(progress.recent, [progress.epoch, progress.step], config.average_last)
-            if progress.stopped and len(recent_states) >= 2:  # scored before the run is saved as finished
-                averaged_state = average_states(recent_states)
-                average = _validate_average(averaged_state, recent_states, progress, model, translator,
-                                            valid_data, config, device)
+            if progress.stopped and len(progress.recent) >= 2:  # scored before the run is saved as finished
+                if ranks.is_writer:
+                    averaged_state = average_states(recent_states)
+                    average = _validate_average(averaged_state, recent_states, progress, model, translator,
+                                                valid_data, config, device)
+                average = ranks.share(average)
 
     with stop_requests() as stop_signal:
         while not progress.stopped:
             model.train()
             groups = epoch_updates(train_data, config, progress.epoch)
             bar = tqdm(total=len(groups), initial=progress.batches_done, desc=f"epoch {progress.epoch}",
-                       disable=None, leave=False)
-            for batches in prefetched(groups[progress.batches_done:], lambda g: update_batches(train_data, g)):
+                       disable=None if ranks.is_writer else True, leave=False)
+            for update in prefetched(groups[progress.batches_done:],
+                                     lambda g: update_batches(train_data, g, world)):
                 started = time.perf_counter()
                 try:
-                    loss, n_tokens, grad_norm = optimizer_step(model, optimizer, batches, config, device, dtype)
+                    loss, n_tokens, grad_norm = optimizer_step(model, optimizer, update, config, device, dtype,
+                                                               replicas)
                 except NonFinite as blowup:
                     raise _diverged(f"update {progress.step + 1}: {blowup}", progress, config, last_path) from None
                 schedule.after_step()
@@ -196,7 +270,7 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                 progress.window_seconds += seconds
                 progress.seconds += seconds
                 progress.tokens += n_tokens
-                caught = stop_signal()
+                caught = ranks.first_signal(stop_signal())  # one rank's SIGTERM stops them all here
                 epoch_end = progress.batches_done == len(groups)
                 finishing = bool(config.max_steps and progress.step >= config.max_steps) or (
                     epoch_end and progress.epoch >= config.max_epochs)
@@ -210,8 +284,10 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                 if finishing or scheduled or epoch_end or caught or (
                         config.checkpoint_every and progress.step % config.checkpoint_every == 0):
                     save_last()
-                caught = caught or stop_signal()  # a signal during validation: stop now, not after the next update
+                # a signal during validation: stop now, not after the next update
+                caught = caught or ranks.first_signal(stop_signal())
                 if caught and not progress.stopped:
+                    ranks.wait()  # the writer's checkpoint is complete before any rank exits
                     raise _interrupted(caught, progress, last_path)
                 if progress.stopped:
                     break
@@ -220,10 +296,13 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
         final_state, loss, bleu = averaged_state, average.valid_loss, average.valid_bleu
     else:
         final_state, loss, bleu = best_state, progress.best_valid_loss, progress.best_valid_bleu
-    save_model(model_path, final_state, params, vocabs, step=progress.step,
-               epoch=None if average is not None and average.chosen else progress.best_epoch,
-               valid_loss=loss, valid_bleu=bleu, average=None if average is None else dataclasses.asdict(average))
-    return TrainResult(params=model.num_parameters(), progress=progress, device=str(device), average=average)
+    if ranks.is_writer:
+        save_model(model_path, final_state, params, vocabs, step=progress.step,
+                   epoch=None if average is not None and average.chosen else progress.best_epoch,
+                   valid_loss=loss, valid_bleu=bleu,
+                   average=None if average is None else dataclasses.asdict(average))
+    return TrainResult(params=model.num_parameters(), progress=progress, device=str(device), average=average,
+                       processes=world.size)
 
 
 class NonFinite(ArithmeticError):
@@ -276,28 +355,50 @@ def epoch_updates(data: ParallelData, config: TrainConfig, epoch: int) -> list[l
     return [batches[i:i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
 
 
-def update_batches(data: ParallelData, group: list[np.ndarray]) -> list[Batch]:
-    """The padded (CPU) batches of one update: one per array of sentence indices in ``group``."""
-    return [collate(data, indices) for indices in group]
+def update_batches(data: ParallelData, group: list[np.ndarray], world: World = World()) -> Update:
+    """This rank's padded (CPU) batches of one update, one per array of sentence indices in
+    ``group``: with several processes its :func:`~s2s.distributed.rank_rows` share of each."""
+    n_tokens = int(sum((data.tgt_lens[indices] + 1).sum() for indices in group))  # each target ends in EOS
+    if world.size == 1:
+        return Update([collate(data, indices) for indices in group], [1.0] * len(group), n_tokens)
+    batches, weights = [], []
+    for indices in group:
+        mine = rank_rows(indices, data.tgt_lens[indices], world)
+        batches.append(collate(data, mine if len(mine) else indices[:1]))  # DDP needs every rank's backward
+        weights.append(1.0 if len(mine) else 0.0)
+    return Update(batches, weights, n_tokens)
 
 
-def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: list[Batch], config: TrainConfig,
-                   device: torch.device, dtype: Optional[torch.dtype]) -> tuple[float, int, float]:
-    """One update from ``batches`` (``accumulate`` of them); returns summed loss, tokens, grad norm.
+def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, update: Update, config: TrainConfig,
+                   device: torch.device, dtype: Optional[torch.dtype],
+                   replicas: Optional[Replicas] = None) -> tuple[float, int, float]:
+    """One update (``accumulate`` batches); returns the summed loss and tokens over all ranks, and the
+    gradient norm.
 
-    A non-finite loss or gradient norm raises :class:`NonFinite` before the
+    With ``replicas`` (several processes) DDP all-reduces the gradients at the last batch's
+    backward. A non-finite loss or gradient norm raises :class:`NonFinite` before the
     optimizer step, so the weights stay those of the previous update.
     """
-    batches = [batch.to(device) for batch in batches]
-    n_tokens = sum(batch.n_tgt_tokens for batch in batches)
+    batches = [batch.to(device) for batch in update.batches]
+    world = replicas.ranks.world if replicas is not None else World()
+    divisor = loss_divisor(update.n_tokens, world)
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
-    for batch in batches:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = model.token_losses(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out,
-                                      config.label_smoothing).sum()
-        (loss / n_tokens).backward()
-        total += loss.item()
+    for i, (batch, weight) in enumerate(zip(batches, update.weights)):
+        last = i == len(batches) - 1
+        with contextlib.nullcontext() if replicas is None or last else replicas.ddp.no_sync():
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                if replicas is None:
+                    losses = model.token_losses(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out,
+                                                config.label_smoothing)
+                else:
+                    losses = replicas.ddp(batch)
+                loss = losses.sum()
+            (loss / divisor if weight else loss * 0.0).backward()
+        total += loss.item() * weight
+    if replicas is not None:
+        total, = replicas.ranks.sum([total])
+    n_tokens = update.n_tokens
     if not math.isfinite(total):
         raise NonFinite(f"the loss is {total}")
     max_norm = config.clip_grad if config.clip_grad > 0 else math.inf
@@ -308,21 +409,31 @@ def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: li
     return total, n_tokens, grad_norm
 
 
-def _validate(progress: Progress, model: Seq2Seq, translator: Translator, valid_data: ParallelData,
-              config: TrainConfig, device: torch.device, schedule: Schedule, optimizer: torch.optim.Optimizer,
-              best_state: dict, logger: Optional[EpochLogger]) -> dict:
-    """Validate, keep the best weights, step the schedule, log, decide on early stopping."""
+def _valid_scores(model: Seq2Seq, translator: Translator, valid_data: ParallelData, config: TrainConfig,
+                  device: torch.device) -> tuple[float, float]:
+    """Valid loss and greedy valid BLEU of the model as it stands (no BLEU after a non-finite loss)."""
     valid_loss = validation_loss(model, valid_data, config.batch_tokens, device)
     if not math.isfinite(valid_loss):
+        return valid_loss, math.nan
+    return valid_loss, validation_bleu(translator, valid_data)
+
+
+def _validate(progress: Progress, scores: tuple[float, float], model: Seq2Seq, config: TrainConfig,
+              schedule: Schedule, optimizer: torch.optim.Optimizer, best_state: dict,
+              logger: Optional[EpochLogger], keep_best: bool = True) -> dict:
+    """Record a validation's ``scores`` (valid loss, BLEU): keep the best weights (``keep_best``: the
+    writer), step the schedule, log, decide on early stopping. Every rank takes the same decisions."""
+    valid_loss, valid_bleu = scores
+    if not math.isfinite(valid_loss):
         raise NonFinite(f"the valid loss is {valid_loss}")
-    valid_bleu = validation_bleu(translator, valid_data)
     progress.validations += 1
     improved = progress.beaten_by(config.early_stop_metric, valid_loss, valid_bleu)
     metric = valid_loss if config.early_stop_metric == "loss" else valid_bleu
     if improved:
         progress.best_epoch, progress.best_step, progress.bad_validations = progress.epoch, progress.step, 0
         progress.best_valid_loss, progress.best_valid_bleu = valid_loss, valid_bleu
-        best_state = cpu_state(model)
+        if keep_best:
+            best_state = cpu_state(model)
     else:
         progress.bad_validations += 1
     record = {"train/loss": progress.window_loss / progress.window_tokens, "valid/loss": valid_loss,
