@@ -23,8 +23,8 @@ from s2s.config import Params
 from s2s.distributed import Ranks, World, joined
 from s2s.errors import S2SError
 from s2s.launch import Rendezvous, launch_workers
-from s2s.signals import stop_with_parent
 from s2s.layout import Layout
+from s2s.signals import stop_with_parent
 from s2s.subword import Vocabs
 from s2s.tensors import ParallelData
 from s2s.textio import write_json

@@ -168,3 +168,43 @@ def test_the_loss_divisor_of_one_process_is_the_token_count_itself():
     assert loss_divisor(37, World(0, 0, 2, 2)) == 18.5
     with pytest.raises(ValueError, match="at least one"):
         loss_divisor(0, World())
+
+
+def _failing_writer(rank: int, port: int, out: str) -> None:
+    """Two gloo ranks: the writer's action fails, then the ranks' params differ; each records what it raised."""
+    import os
+
+    import torch
+
+    from s2s.distributed import joined
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    raised = []
+    with joined(World(rank, rank, 2, 2), torch.device("cpu"), {}) as ranks:
+        def fails():
+            raise S2SError("models/last.pt: no space left on the device")
+        for action in (fails, lambda: ranks.agree(("key", 500 + rank), "the params")):
+            try:
+                ranks.on_writer(action) if action is fails else action()
+            except S2SError as err:
+                raised.append(str(err))
+        raised.append(ranks.on_writer(lambda: "the writer's value"))
+    torch.save(raised, f"{out}.{rank}")
+
+
+def test_a_failure_of_the_writer_or_a_disagreement_stops_every_rank_with_a_message(tmp_path):
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.start_processes(_failing_writer, args=(port, str(tmp_path / "out")), nprocs=2, start_method="spawn")
+    writer, other = (torch.load(f"{tmp_path / 'out'}.{rank}") for rank in (0, 1))
+    assert writer[0] == "models/last.pt: no space left on the device"
+    assert other[0] == "the writer (rank 0) stopped: models/last.pt: no space left on the device"
+    for raised in (writer, other):  # nobody waits for ever: both know, both stop
+        assert raised[1].startswith("the training processes disagree on the params: every node must run")
+        assert raised[2] == "the writer's value"

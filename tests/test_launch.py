@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ import yaml
 
 from conftest import ROOT
 from s2s.config import params_to_dict
-from s2s.launch import Rendezvous
 from s2s.errors import S2SError
+from s2s.launch import Rendezvous
 from s2s.layout import Layout
 from test_train import wait_for_checkpoint, with_train
 

@@ -20,7 +20,7 @@ import contextlib
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -146,6 +146,33 @@ class Ranks:
         box = [obj if self.is_writer else None]
         dist.broadcast_object_list(box, src=self.writer, device=self.device)
         return box[0]
+
+    def on_writer(self, action: Callable[[], Any]) -> Any:
+        """``action()`` run by the writer alone, its result on every rank; when it raises, every rank
+        raises (the writer its own error, the others one naming it), so none waits for ever."""
+        if self.world.size == 1:
+            return action()
+        outcome = None
+        if self.is_writer:
+            try:
+                outcome = ("done", action())
+            except Exception as err:  # noqa: BLE001 - re-raised below, on every rank
+                outcome, failure = ("failed", str(err)), err
+        kind, value = self.share(outcome)
+        if kind == "failed":
+            if self.is_writer:
+                raise failure
+            raise S2SError(f"the writer (rank {self.writer}) stopped: {value}")
+        return value
+
+    def agree(self, mine: Any, what: str) -> None:
+        """Raise on every rank unless every rank's ``mine`` equals the writer's (``what`` names it)."""
+        if self.world.size == 1:
+            return
+        differs = self.share(mine) != mine
+        if self.sum([float(differs)])[0]:
+            raise S2SError(f"the training processes disagree on {what}: every node must run the same commit "
+                           "with the same params.yaml and data (dvc pull, or a shared file system)")
 
     def gather(self, obj: Any) -> Optional[list]:
         """Every rank's ``obj`` in rank order at the writer; None on the other ranks."""

@@ -28,6 +28,9 @@ from s2s.errors import S2SError
 from s2s.signals import TrainingInterrupted
 
 log = logging.getLogger(__name__)
+# After forwarding SIGINT/SIGTERM, how long the workers have to finish their update, a validation
+# under way and the checkpoint before they are killed.
+SHUTDOWN_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,13 @@ def run_on_node(entrypoint: Callable[..., Any] | str, args: Sequence[Any], nproc
         with tempfile.TemporaryDirectory(prefix="s2s-launch-") as logs:  # the agent's error files, then gone
             config = LaunchConfig(min_nodes=rendezvous.nodes, max_nodes=rendezvous.nodes, nproc_per_node=nproc,
                                   run_id=rendezvous.run_id, rdzv_backend="c10d", rdzv_endpoint=rendezvous.endpoint,
-                                  max_restarts=0, monitor_interval=0.1, logs_specs=DefaultLogsSpecs(log_dir=logs))
+                                  max_restarts=0, monitor_interval=0.1, logs_specs=DefaultLogsSpecs(log_dir=logs),
+                                  shutdown_timeout=SHUTDOWN_SECONDS)
             return elastic_launch(config, entrypoint)(*args) or {}
     except ChildFailedError as failed:
         rank, failure = failed.get_first_failure()
-        raise S2SError(f"training process rank {rank} exited with code {failure.exitcode} (its error is "
-                       "above); the others were stopped. A resume checkpoint, if one was written, is in "
-                       "models/last.pt: run the stage again to continue") from None
+        raise S2SError(f"training process rank {rank} exited with code {failure.exitcode}, and the others "
+                       "were stopped; its own error, above, says what happened and what to do") from None
     except SignalException as signalled:
         raise TrainingInterrupted(f"stopped by signal {int(signalled.sigval)}; the training processes stopped "
                                   "at the same update, after saving models/last.pt: run the stage again to "

@@ -163,6 +163,16 @@ class Replicas:
             TokenLosses(model, config.label_smoothing), device_ids=[device] if device.type == "cuda" else None)
         return cls(ddp, ranks)
 
+    def clip(self, model: Seq2Seq, max_norm: float) -> float:
+        """Clip the (all-reduced, equal) gradients by one norm for all ranks: the mean of the ranks' norms,
+        so that a reduction rounded otherwise on one rank (other threads) cannot make the replicas drift."""
+        own = float(torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf))  # the norm; scales by 1
+        norm = self.ranks.sum([own])[0] / self.ranks.world.size
+        coefficient = max_norm / (norm + 1e-6)
+        if math.isfinite(norm) and coefficient < 1.0:
+            torch._foreach_mul_([p.grad for p in model.parameters() if p.grad is not None], coefficient)
+        return norm
+
 
 def training_device(config: TrainConfig, world: World) -> torch.device:
     """``train.device``; on CUDA with several processes on a node, the GPU of ``LOCAL_RANK``."""
@@ -199,7 +209,9 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     average: Optional[Average] = None
     averaged_state: Optional[dict] = None  # the mean of recent_states, once the run has stopped
     key = fingerprint(params, train_data)
-    checkpoint = ranks.share(resume_point(last_path, params, train_data) if ranks.is_writer else None)
+    # the same updates and the same collectives on every rank (checkpoint_every decides when they gather)
+    ranks.agree((key, config.checkpoint_every), "the params or the training data")
+    checkpoint = ranks.on_writer(lambda: resume_point(last_path, params, train_data))
     if checkpoint is not None:
         require_world_size(checkpoint, world.size, last_path)
         model.load_state_dict(checkpoint["model"])
@@ -215,18 +227,16 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
     def save_last() -> None:
         """The resume checkpoint, written by the writer with every rank's RNG state (all ranks call it)."""
         rng = torch.get_rng_state() if world.size == 1 else ranks.gather(torch.get_rng_state())
-        if ranks.is_writer:
-            save_checkpoint({"fingerprint": key, "progress": dataclasses.asdict(progress),
-                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "schedule": schedule.state_dict(), "rng": rng, "world_size": world.size,
-                             "best_model": best_state, "recent_models": recent_states,
-                             "average": None if average is None else dataclasses.asdict(average)}, last_path)
+        ranks.on_writer(lambda: save_checkpoint(
+            {"fingerprint": key, "progress": dataclasses.asdict(progress), "model": model.state_dict(),
+             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": rng,
+             "world_size": world.size, "best_model": best_state, "recent_models": recent_states,
+             "average": None if average is None else dataclasses.asdict(average)}, last_path))
 
     def validate(finishing: bool, what: str) -> None:
         """Validate here; keep the best and recent weights; decide on stopping (and average then)."""
         nonlocal best_state, recent_states, average, averaged_state
-        scores = ranks.share(_valid_scores(model, translator, valid_data, config, device) if ranks.is_writer
-                             else None)
+        scores = ranks.on_writer(lambda: _valid_scores(model, translator, valid_data, config, device))
         try:
             best_state = _validate(progress, scores, model, config, schedule, optimizer, best_state,
                                    logger if ranks.is_writer else None, keep_best=ranks.is_writer)
@@ -240,9 +250,8 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
             if progress.stopped and len(progress.recent) >= 2:  # scored before the run is saved as finished
                 if ranks.is_writer:
                     averaged_state = average_states(recent_states)
-                    average = _validate_average(averaged_state, recent_states, progress, model, translator,
-                                                valid_data, config, device)
-                average = ranks.share(average)
+                average = ranks.on_writer(lambda: _validate_average(averaged_state, recent_states, progress, model,
+                                                                    translator, valid_data, config, device))
 
     with stop_requests() as stop_signal:
         while not progress.stopped:
@@ -402,7 +411,10 @@ def optimizer_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, update: Upd
     if not math.isfinite(total):
         raise NonFinite(f"the loss is {total}")
     max_norm = config.clip_grad if config.clip_grad > 0 else math.inf
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+    if replicas is None:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+    else:
+        grad_norm = replicas.clip(model, max_norm)
     if not math.isfinite(grad_norm):  # clipping cannot mend a NaN gradient: the update is not applied
         raise NonFinite(f"the gradient norm is {grad_norm}")
     optimizer.step()
