@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,14 @@ def test_two_processes_make_the_updates_of_one_and_write_once(tiny_project, tiny
     assert output_files(two) == output_files(one)  # no second copy, no .part file left by another rank
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (neither gone nor a zombie)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
 def children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -110,7 +119,8 @@ def uninterrupted(tmp_path_factory, trained_project, trained_params) -> tuple[La
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the training processes through /proc")
-@pytest.mark.parametrize("how", ["SIGKILL to every process", "SIGTERM to rank 1 alone"])
+@pytest.mark.parametrize("how", ["SIGKILL to every process", "SIGTERM to rank 1 alone", "SIGTERM to the launcher",
+                                 "SIGKILL to the launcher alone"])
 def test_an_interrupted_two_process_run_resumes_to_the_same_model_with_the_same_world_size(uninterrupted, tmp_path,
                                                                                            how):
     reference, params = uninterrupted
@@ -121,17 +131,26 @@ def test_an_interrupted_two_process_run_resumes_to_the_same_model_with_the_same_
     progress = wait_for_checkpoint(layout.last_checkpoint, proc)
     workers = children(proc.pid)
     assert len(workers) == 2
-    if how.startswith("SIGKILL"):
+    if how == "SIGKILL to every process":
         for pid in [proc.pid, *workers]:  # as when the node goes down: nobody saves anything more
             os.kill(pid, signal.SIGKILL)
-    else:
+    elif how == "SIGTERM to rank 1 alone":
         ranks = {int(dict(line.split("=", 1) for line in Path(f"/proc/{pid}/environ").read_bytes()
                           .decode().split("\0") if "=" in line)["RANK"]): pid for pid in workers}
         os.kill(ranks[1], signal.SIGTERM)
+    else:  # the agent forwards a SIGTERM; killed outright, its workers hear of it from the kernel
+        os.kill(proc.pid, signal.SIGTERM if how.startswith("SIGTERM") else signal.SIGKILL)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode != 0
     if how.startswith("SIGTERM"):
         assert "stopped by signal 15" in output and "run the stage again to resume" in output
+    deadline = time.time() + 120
+    while any(alive(pid) for pid in workers):  # no orphan trains on
+        assert time.time() < deadline, "a training process outlived its launcher"
+        time.sleep(0.1)
+    if how == "SIGKILL to the launcher alone":  # the workers stopped at one update and saved it
+        stopped = torch.load(layout.last_checkpoint, weights_only=True)["progress"]
+        assert stopped["step"] >= progress["step"] and not stopped["stopped"]
     assert not layout.model.exists()
     kept = layout.last_checkpoint.read_bytes()
     assert torch.load(layout.last_checkpoint, weights_only=True)["world_size"] == 2
