@@ -293,8 +293,8 @@ def train(params: Params, train_data: ParallelData, valid_data: ParallelData, vo
                 if finishing or scheduled or epoch_end or caught or (
                         config.checkpoint_every and progress.step % config.checkpoint_every == 0):
                     save_last()
-                # a signal during validation: stop now, not after the next update
-                caught = caught or ranks.first_signal(stop_signal())
+                if not caught and (finishing or scheduled):  # a signal during validation: stop now
+                    caught = ranks.first_signal(stop_signal())
                 if caught and not progress.stopped:
                     ranks.wait()  # the writer's checkpoint is complete before any rank exits
                     raise _interrupted(caught, progress, last_path)
